@@ -1,0 +1,110 @@
+/** Routes that deploy, list, change and roll back functions. */
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { KilnError } from "../../domain/errors.js";
+import type { FunctionRecord } from "../../store/store.js";
+import { deployFunction } from "../deploy-function.js";
+import { presentFunction, presentRevision } from "../present.js";
+import { FunctionParams, FunctionPatch, ProjectParams, RollbackBody } from "../schemas.js";
+import type { ApiContext } from "../server.js";
+
+export function functionRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
+  const { store, dispatcher } = context;
+
+  async function requireFunction(project: string, name: string): Promise<FunctionRecord> {
+    await context.requireProject(project);
+    const fn = await store.getFunction(project, name);
+    if (fn === null)
+      throw new KilnError("FUNCTION_NOT_FOUND", `no function '${name}' in project '${project}'`);
+    return fn;
+  }
+
+  return async (app) => {
+    app.put(
+      "/v1/projects/:project/functions/:name",
+      {
+        schema: { params: FunctionParams, summary: "Deploy a function directory (tar.gz) as a new revision" },
+      },
+      async (request, reply) => {
+        const { project, name } = request.params;
+        await context.requireProject(project);
+        if (!Buffer.isBuffer(request.body)) {
+          throw new KilnError(
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send the function as a tar.gz with Content-Type application/gzip",
+          );
+        }
+        const deployed = await deployFunction(store, {
+          project,
+          name,
+          archive: request.body,
+          scratchDir: context.scratchDir,
+        });
+        dispatcher.functionChanged(project, name);
+        return reply.status(deployed.created ? 201 : 200).send({
+          function: presentFunction(deployed.function),
+          revision: presentRevision(deployed.revision, deployed.function.currentRevision),
+          created: deployed.created,
+        });
+      },
+    );
+
+    app.get("/v1/projects/:project/functions", { schema: { params: ProjectParams } }, async (request) => {
+      await context.requireProject(request.params.project);
+      return { functions: (await store.listFunctions(request.params.project)).map(presentFunction) };
+    });
+
+    app.get(
+      "/v1/projects/:project/functions/:name",
+      { schema: { params: FunctionParams } },
+      async (request) => presentFunction(await requireFunction(request.params.project, request.params.name)),
+    );
+
+    app.patch(
+      "/v1/projects/:project/functions/:name",
+      { schema: { params: FunctionParams, body: FunctionPatch } },
+      async (request) => {
+        const { project, name } = request.params;
+        const fn = await requireFunction(project, name);
+        const updated = await store.updateFunctionSettings(
+          project,
+          name,
+          { ...fn.settings, ...request.body },
+          new Date(),
+        );
+        if (updated === null)
+          throw new KilnError("FUNCTION_NOT_FOUND", `no function '${name}' in project '${project}'`);
+        dispatcher.functionChanged(project, name);
+        return presentFunction(updated);
+      },
+    );
+
+    app.get(
+      "/v1/projects/:project/functions/:name/revisions",
+      { schema: { params: FunctionParams } },
+      async (request) => {
+        const { project, name } = request.params;
+        const fn = await requireFunction(project, name);
+        const revisions = await store.listRevisions(project, name);
+        return { revisions: revisions.map((revision) => presentRevision(revision, fn.currentRevision)) };
+      },
+    );
+
+    app.post(
+      "/v1/projects/:project/functions/:name/rollback",
+      { schema: { params: FunctionParams, body: RollbackBody } },
+      async (request) => {
+        const { project, name } = request.params;
+        await requireFunction(project, name);
+        const fn = await store.setCurrentRevision(project, name, request.body.revision, new Date());
+        if (fn === null) {
+          throw new KilnError(
+            "REVISION_NOT_FOUND",
+            `function '${name}' has no revision ${request.body.revision}`,
+          );
+        }
+        dispatcher.functionChanged(project, name);
+        return presentFunction(fn);
+      },
+    );
+  };
+}

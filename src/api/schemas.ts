@@ -1,0 +1,103 @@
+/** Request schemas (TypeBox → JSON Schema): fastify validates with them and the OpenAPI document shows them. */
+import { Type, type Static } from "typebox";
+import { limits } from "../domain/function-settings.js";
+
+const name = (what: string) =>
+  Type.String({
+    pattern: "^[a-z0-9][a-z0-9_-]{0,62}$",
+    description: `${what}: lowercase letters, digits, - and _`,
+  });
+
+export const ProjectParams = Type.Object({ project: name("project name") });
+export const FunctionParams = Type.Object({ project: name("project name"), name: name("function name") });
+export const TaskParams = Type.Object({ project: name("project name"), id: Type.String({ maxLength: 64 }) });
+
+const Backoff = Type.Object(
+  {
+    type: Type.Union([Type.Literal("fixed"), Type.Literal("exponential")]),
+    delayMs: Type.Integer({ minimum: 0, maximum: 3_600_000 }),
+    maxDelayMs: Type.Integer({ minimum: 0, maximum: 86_400_000 }),
+  },
+  { additionalProperties: false },
+);
+
+const settingsProperties = {
+  memoryMb: Type.Optional(Type.Integer({ minimum: limits.memoryMb.min, maximum: limits.memoryMb.max })),
+  timeoutS: Type.Optional(Type.Integer({ minimum: limits.timeoutS.min, maximum: limits.timeoutS.max })),
+  maxConcurrency: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000, description: "0 = unlimited" })),
+  retries: Type.Optional(Type.Integer({ minimum: limits.retries.min, maximum: limits.retries.max })),
+  backoff: Type.Optional(Backoff),
+  env: Type.Optional(
+    Type.Record(Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }), Type.String({ maxLength: 32_768 })),
+  ),
+  paused: Type.Optional(Type.Boolean()),
+};
+
+/** `kiln.json` at the root of a function's directory. */
+export const Manifest = Type.Object(
+  {
+    name: Type.Optional(name("function name")),
+    runtime: Type.Optional(Type.Union([Type.Literal("node"), Type.Literal("exec")])),
+    entry: Type.Optional(
+      Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })]),
+    ),
+    ...settingsProperties,
+  },
+  { additionalProperties: false },
+);
+export type Manifest = Static<typeof Manifest>;
+
+export const FunctionPatch = Type.Object(settingsProperties, { additionalProperties: false });
+export type FunctionPatch = Static<typeof FunctionPatch>;
+
+export const RollbackBody = Type.Object(
+  { revision: Type.String({ pattern: "^[0-9a-f]{64}$" }) },
+  { additionalProperties: false },
+);
+
+export const TaskInput = Type.Object(
+  {
+    function: name("function name"),
+    payload: Type.Optional(Type.Unknown({ description: "any JSON value; text is a JSON string" })),
+    priority: Type.Optional(Type.Union([Type.Literal(0), Type.Literal(1), Type.Literal(2)])),
+    delayS: Type.Optional(Type.Number({ minimum: limits.delayS.min, maximum: limits.delayS.max })),
+    timeoutS: Type.Optional(Type.Integer({ minimum: limits.timeoutS.min, maximum: limits.timeoutS.max })),
+    label: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+  },
+  { additionalProperties: false },
+);
+export type TaskInput = Static<typeof TaskInput>;
+
+export const TaskBatch = Type.Object(
+  { tasks: Type.Array(TaskInput, { minItems: 1, maxItems: limits.batchSize }) },
+  { additionalProperties: false },
+);
+
+export const CreateTasksBody = Type.Union([TaskInput, TaskBatch]);
+
+const taskStateNames = [
+  "delayed",
+  "queued",
+  "running",
+  "succeeded",
+  "failed",
+  "timed_out",
+  "cancelled",
+] as const;
+
+export const TaskListQuery = Type.Object(
+  {
+    function: Type.Optional(name("function name")),
+    state: Type.Optional(Type.Union(taskStateNames.map((state) => Type.Literal(state)))),
+    label: Type.Optional(Type.String({ maxLength: 128 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    cursor: Type.Optional(Type.String({ maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+
+export const WaitQuery = Type.Object(
+  { timeoutS: Type.Optional(Type.Number({ minimum: 0, maximum: 60 })) },
+  { additionalProperties: false },
+);

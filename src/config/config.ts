@@ -1,0 +1,81 @@
+/** Node configuration: one schema, defaults < environment (KILN_*) < flags, frozen. */
+import path from "node:path";
+
+export interface Config {
+  /** Where the SQLite database, the admin token, revision code and temp dirs live. */
+  dataDir: string;
+  host: string;
+  port: number;
+  /** Admin token; when unset, one is generated on first start and kept in `dataDir/admin-token`. */
+  token: string | null;
+  /** Worker processes this node may run at once (its task slots). */
+  maxWorkers: number;
+  /** A worker is replaced after this many tasks. */
+  workerMaxTasks: number;
+  /** An idle worker is stopped after this long. */
+  workerIdleMs: number;
+  maxPayloadBytes: number;
+  maxResultBytes: number;
+  maxLogBytes: number;
+  /** Largest HTTP body (a batch of tasks, a function archive). */
+  maxRequestBytes: number;
+  /** A task whose attempts were lost this many times ends `failed` instead of running again. */
+  maxLostAttempts: number;
+  /** Deploy the functions under `examples/` at start. */
+  deployExamples: boolean;
+}
+
+export const defaultConfig: Config = {
+  dataDir: path.resolve(".kiln"),
+  host: "127.0.0.1",
+  port: 7878,
+  token: null,
+  maxWorkers: 16,
+  workerMaxTasks: 10_000,
+  workerIdleMs: 5 * 60_000,
+  maxPayloadBytes: 1024 * 1024,
+  maxResultBytes: 1024 * 1024,
+  maxLogBytes: 1024 * 1024,
+  maxRequestBytes: 64 * 1024 * 1024,
+  maxLostAttempts: 3,
+  deployExamples: false,
+};
+
+const envNames: { [K in keyof Config]?: string } = {
+  dataDir: "KILN_DATA_DIR",
+  host: "KILN_HOST",
+  port: "KILN_PORT",
+  token: "KILN_TOKEN",
+  maxWorkers: "KILN_MAX_WORKERS",
+  maxPayloadBytes: "KILN_MAX_PAYLOAD_BYTES",
+  maxResultBytes: "KILN_MAX_RESULT_BYTES",
+  maxLogBytes: "KILN_MAX_LOG_BYTES",
+  maxLostAttempts: "KILN_MAX_LOST_ATTEMPTS",
+};
+
+/** Builds the configuration from defaults, then `env`, then `overrides` (flags). */
+export function loadConfig(
+  overrides: Partial<Config> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): Readonly<Config> {
+  const fromEnv: Partial<Record<keyof Config, unknown>> = {};
+  for (const [key, name] of Object.entries(envNames) as [keyof Config, string][]) {
+    const raw = env[name];
+    if (raw === undefined || raw === "") continue;
+    fromEnv[key] = typeof defaultConfig[key] === "number" ? parseNumber(name, raw) : raw;
+  }
+  const config = { ...defaultConfig, ...fromEnv, ...withoutUndefined(overrides) } as Config;
+  config.dataDir = path.resolve(config.dataDir);
+  return Object.freeze(config);
+}
+
+function parseNumber(name: string, raw: string): number {
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0)
+    throw new Error(`${name} must be a non-negative number, got '${raw}'`);
+  return value;
+}
+
+function withoutUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,274 @@
+/**
+ * The dispatcher decides what runs next. It is event-driven: an enqueue, a sandbox becoming idle or
+ * the delay timer wakes a lane, and one dispatch pass then claims as many of the lane's tasks as it
+ * has idle sandboxes (within the function's `maxConcurrency`). Nothing polls.
+ */
+import type { FunctionSettings, RevisionSpec } from "../domain/function-settings.js";
+import { decideNextState } from "../domain/retry-policy.js";
+import { isFinal, type Progress, type Task } from "../domain/task.js";
+import type { AttemptResult, Runner } from "../runner/runner.js";
+import { laneKey, type SandboxPool } from "../runner/sandbox-pool.js";
+import type { ClaimedTask, EnqueueResult, Lane, NewTask, Store } from "../store/store.js";
+import { DelayTimer } from "./delay-timer.js";
+import { TaskWaiters } from "./task-waiters.js";
+
+export interface DispatcherOptions {
+  store: Store;
+  pool: SandboxPool;
+  runner: Runner;
+  maxLostAttempts: number;
+  /** Sandboxes a lane may be starting at once while it has a backlog. */
+  maxStartingPerLane?: number;
+}
+
+interface LaneFunction {
+  settings: FunctionSettings;
+  /** Spec per revision digest (a lane may run an older revision than the current one). */
+  specs: Map<string, RevisionSpec>;
+}
+
+const functionKey = (project: string, name: string) => `${project}/${name}`;
+
+export class Dispatcher {
+  private readonly store: Store;
+  private readonly pool: SandboxPool;
+  private readonly runner: Runner;
+  private readonly readyLanes = new Map<string, Lane>();
+  private readonly functions = new Map<string, LaneFunction>();
+  private readonly runningPerFunction = new Map<string, number>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly waiters = new TaskWaiters();
+  private readonly delayTimer: DelayTimer;
+  private passScheduled = false;
+  private passRunning = false;
+  private stopped = false;
+
+  constructor(private readonly options: DispatcherOptions) {
+    this.store = options.store;
+    this.pool = options.pool;
+    this.runner = options.runner;
+    this.delayTimer = new DelayTimer(() => void this.releaseDueTasks());
+  }
+
+  /** Recovers what a previous life of this node left running, then starts dispatching. */
+  async start(): Promise<void> {
+    await this.pool.reapOrphans();
+    await this.store.recoverInterruptedTasks(new Date(), this.options.maxLostAttempts);
+    await this.releaseDueTasks();
+    for (const lane of await this.store.listReadyLanes()) this.wake(lane);
+  }
+
+  /** Stops taking new tasks; running ones are left to the pool's shutdown (they will be `lost`). */
+  stop(): void {
+    this.stopped = true;
+    this.delayTimer.stop();
+  }
+
+  /** Waits until every attempt end in progress has been recorded. */
+  async settle(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+  }
+
+  async enqueue(tasks: NewTask[]): Promise<EnqueueResult[]> {
+    const results = await this.store.enqueueTasks(tasks);
+    for (const { task, created } of results) {
+      if (!created) continue;
+      if (task.state === "queued") this.wake(laneOf(task));
+      else if (task.state === "delayed") this.delayTimer.arm(task.runAt);
+    }
+    return results;
+  }
+
+  /** Cancels a task: a pending one at once, a running one by stopping its sandbox. */
+  async cancel(project: string, id: string): Promise<Task | null> {
+    const task = await this.store.getTask(project, id);
+    if (task === null || isFinal(task.state)) return task;
+    if (task.state === "running" && this.runner.cancel(id)) {
+      await this.waitForTask(project, id, 10_000);
+      return this.store.getTask(project, id);
+    }
+    const cancelled = await this.store.cancelPendingTask(project, id, new Date());
+    if (cancelled !== null && isFinal(cancelled.state)) this.waiters.notifyFinished(id);
+    return cancelled;
+  }
+
+  async retry(project: string, id: string): Promise<Task | null> {
+    const task = await this.store.requeueFinishedTask(project, id, new Date());
+    if (task?.state === "queued") this.wake(laneOf(task));
+    return task;
+  }
+
+  /** Resolves with the task once it is final, or as it is after `timeoutMs`. */
+  async waitForTask(project: string, id: string, timeoutMs: number): Promise<Task | null> {
+    const waiter = this.waiters.wait(id, timeoutMs);
+    const task = await this.store.getTask(project, id);
+    if (task === null || isFinal(task.state)) {
+      waiter.cancel();
+      return task;
+    }
+    await waiter.finished;
+    return this.store.getTask(project, id);
+  }
+
+  /** A function was deployed, rolled back or changed: forget cached settings and wake its lanes. */
+  functionChanged(project: string, name: string): void {
+    this.functions.delete(functionKey(project, name));
+    for (const lane of this.pool.lanesOf(project, name)) this.pool.retireIdle(lane);
+    for (const lane of this.readyLanes.values()) {
+      if (lane.project === project && lane.functionName === name) this.schedulePass();
+    }
+  }
+
+  wake(lane: Lane): void {
+    if (this.stopped) return;
+    this.readyLanes.set(laneKey(lane), lane);
+    this.schedulePass();
+  }
+
+  private schedulePass(): void {
+    if (this.passScheduled || this.stopped) return;
+    this.passScheduled = true;
+    queueMicrotask(() => void this.pass());
+  }
+
+  private async pass(): Promise<void> {
+    this.passScheduled = false;
+    if (this.passRunning) {
+      this.schedulePass();
+      return;
+    }
+    this.passRunning = true;
+    try {
+      for (const [key, lane] of [...this.readyLanes]) {
+        if (this.stopped) return;
+        const drained = await this.dispatchLane(lane);
+        if (drained) this.readyLanes.delete(key);
+      }
+    } catch (error) {
+      console.error("kiln: dispatch pass failed", error);
+    } finally {
+      this.passRunning = false;
+    }
+  }
+
+  /** Starts what the lane can start now; true when the lane has nothing queued. */
+  private async dispatchLane(lane: Lane): Promise<boolean> {
+    const fn = await this.laneFunction(lane);
+    if (fn === null) return true;
+    const spec = fn.specs.get(lane.revision);
+    if (spec === undefined || fn.settings.paused) return false;
+    const key = functionKey(lane.project, lane.functionName);
+    const running = this.runningPerFunction.get(key) ?? 0;
+    const room = fn.settings.maxConcurrency > 0 ? fn.settings.maxConcurrency - running : Infinity;
+    const slots = Math.min(this.pool.idleCount(lane), room);
+    let drained = false;
+    if (slots > 0) {
+      const claimed = await this.store.claimTasks(lane, slots, new Date());
+      drained = claimed.length < slots;
+      for (const task of claimed) this.startAttempt(task, fn, key);
+    }
+    // A backlog with no idle sandbox left: start more, within the concurrency room and the node's slots.
+    const starting = this.pool.startingCount(lane);
+    const wanted = Math.min(room - slots - starting, (this.options.maxStartingPerLane ?? 2) - starting);
+    if (!drained && this.pool.idleCount(lane) === 0 && wanted > 0) {
+      this.pool.grow(lane, { spec, settings: fn.settings });
+    }
+    return drained;
+  }
+
+  private startAttempt(task: ClaimedTask, fn: LaneFunction, key: string): void {
+    const sandbox = this.pool.takeIdle(task.lane);
+    if (sandbox === null) throw new Error(`no idle sandbox for claimed task ${task.id}`);
+    this.runningPerFunction.set(key, (this.runningPerFunction.get(key) ?? 0) + 1);
+    const onProgress = (percent: number, message?: string) => {
+      const progress: Progress = message === undefined ? { percent } : { percent, message };
+      void this.store.updateProgress(task.id, task.attempt, progress).catch(() => {});
+    };
+    const done = this.runner
+      .run(task, sandbox, onProgress)
+      .then((result) => {
+        // A node shutting down kills its sandboxes: those attempts are `lost` (recovered at the next start), not failed.
+        if (this.stopped) return;
+        this.runningPerFunction.set(key, (this.runningPerFunction.get(key) ?? 1) - 1);
+        this.pool.release(sandbox, fn.settings.memoryMb);
+        return this.finishAttempt(task, fn.settings, result);
+      })
+      .catch((error: unknown) => console.error(`kiln: recording the end of task ${task.id} failed`, error))
+      .finally(() => this.inFlight.delete(done));
+    this.inFlight.add(done);
+  }
+
+  private async finishAttempt(
+    task: ClaimedTask,
+    settings: FunctionSettings,
+    result: AttemptResult,
+  ): Promise<void> {
+    const next = decideNextState(
+      result.outcome,
+      result.failure,
+      task.chargedAttempts,
+      settings,
+      result.finishedAt,
+    );
+    const header = task.attempt > 1 && result.log !== "" ? `--- attempt ${task.attempt} ---\n` : "";
+    await this.store.finishAttempts([
+      {
+        taskId: task.id,
+        attempt: task.attempt,
+        startedAt: task.startedAt,
+        finishedAt: result.finishedAt,
+        outcome: result.outcome,
+        failure: result.failure,
+        result: result.result,
+        log: header + result.log,
+        next,
+      },
+    ]);
+    if (next.state === "delayed") this.delayTimer.arm(next.runAt);
+    else this.waiters.notifyFinished(task.id);
+    // Re-check the lane: a concurrency slot of the function just freed up.
+    this.wake(task.lane);
+  }
+
+  /** A sandbox could not start: the next task of the lane fails with the reason, as its attempt would. */
+  async failStart(lane: Lane, reason: string): Promise<void> {
+    const fn = await this.laneFunction(lane);
+    const [task] = await this.store.claimTasks(lane, 1, new Date());
+    if (fn === null || task === undefined) return;
+    const finishedAt = new Date();
+    await this.finishAttempt(task, fn.settings, {
+      outcome: "crashed",
+      failure: { kind: "crashed", message: reason, retryable: true },
+      result: null,
+      log: "",
+      finishedAt,
+    });
+  }
+
+  private async releaseDueTasks(): Promise<void> {
+    if (this.stopped) return;
+    for (const lane of await this.store.releaseDueTasks(new Date())) this.wake(lane);
+    const next = await this.store.nextRunAt();
+    if (next !== null) this.delayTimer.arm(next);
+  }
+
+  private async laneFunction(lane: Lane): Promise<LaneFunction | null> {
+    const key = functionKey(lane.project, lane.functionName);
+    let fn = this.functions.get(key);
+    if (fn === undefined || !fn.specs.has(lane.revision)) {
+      const record = await this.store.getFunction(lane.project, lane.functionName);
+      if (record === null) return null;
+      const revisions = await this.store.listRevisions(lane.project, lane.functionName);
+      fn = {
+        settings: record.settings,
+        specs: new Map(revisions.map((revision) => [revision.digest, revision.spec])),
+      };
+      this.functions.set(key, fn);
+    }
+    return fn;
+  }
+}
+
+function laneOf(task: Task): Lane {
+  return { project: task.project, functionName: task.functionName, revision: task.revision };
+}

@@ -1,0 +1,27 @@
+/** Callers waiting for tasks to finish, woken by the dispatcher the moment a task's final state commits. */
+export class TaskWaiters {
+  private readonly waiting = new Map<string, Set<() => void>>();
+
+  /** Resolves when `notifyFinished(taskId)` is called or after `timeoutMs`, whichever comes first. */
+  wait(taskId: string, timeoutMs: number): { finished: Promise<void>; cancel: () => void } {
+    let wake: () => void = () => {};
+    const finished = new Promise<void>((resolve) => {
+      const timer = setTimeout(() => wake(), timeoutMs);
+      wake = () => {
+        clearTimeout(timer);
+        this.waiting.get(taskId)?.delete(wake);
+        if (this.waiting.get(taskId)?.size === 0) this.waiting.delete(taskId);
+        resolve();
+      };
+      let set = this.waiting.get(taskId);
+      if (set === undefined) this.waiting.set(taskId, (set = new Set()));
+      set.add(wake);
+    });
+    return { finished, cancel: () => wake() };
+  }
+
+  notifyFinished(taskId: string): void {
+    const set = this.waiting.get(taskId);
+    if (set !== undefined) [...set].forEach((wake) => wake());
+  }
+}

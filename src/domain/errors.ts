@@ -1,0 +1,44 @@
+/**
+ * The catalog of stable error codes. Every error the API returns carries one of these codes;
+ * `docs/errors.md` lists the same codes (a test keeps the two in step).
+ */
+export const errorCatalog = {
+  BAD_REQUEST: { status: 400, summary: "The request is malformed or fails validation." },
+  INVALID_JSON: { status: 400, summary: "The request body is not valid JSON." },
+  INVALID_ARCHIVE: { status: 400, summary: "The uploaded function archive cannot be read or is unsafe." },
+  INVALID_FUNCTION_CONFIG: { status: 400, summary: "The function's kiln.json or settings are invalid." },
+  UNAUTHORIZED: { status: 401, summary: "The bearer token is missing or wrong." },
+  PROJECT_NOT_FOUND: { status: 404, summary: "No project has this name." },
+  FUNCTION_NOT_FOUND: { status: 404, summary: "No function has this name in the project." },
+  REVISION_NOT_FOUND: { status: 404, summary: "The function has no revision with this digest." },
+  TASK_NOT_FOUND: { status: 404, summary: "No task has this id in the project." },
+  ROUTE_NOT_FOUND: { status: 404, summary: "No API route matches the method and path." },
+  TASK_NOT_FINISHED: { status: 409, summary: "Only a finished task can be retried." },
+  TASK_ALREADY_FINISHED: { status: 409, summary: "A finished task cannot be cancelled." },
+  PAYLOAD_TOO_LARGE: { status: 413, summary: "A task payload is larger than the configured limit." },
+  REQUEST_TOO_LARGE: { status: 413, summary: "The request body is larger than the server accepts." },
+  UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    summary: "The request body has a content type this route does not take.",
+  },
+  INTERNAL: { status: 500, summary: "An unexpected server error; the server log has the details." },
+} as const satisfies Record<string, { status: number; summary: string }>;
+
+export type ErrorCode = keyof typeof errorCatalog;
+
+/** The one error class of Kiln: a stable code, a human message, optional details and cause. */
+export class KilnError extends Error {
+  readonly code: ErrorCode;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, message: string, options: { details?: unknown; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = "KilnError";
+    this.code = code;
+    this.details = options.details;
+  }
+
+  get status(): number {
+    return errorCatalog[this.code].status;
+  }
+}

@@ -1,0 +1,96 @@
+/** Wiring: build a node's components from its configuration and start it. */
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { FastifyInstance } from "fastify";
+import { buildApi } from "./api/server.js";
+import type { Config } from "./config/config.js";
+import { Dispatcher } from "./dispatch/dispatcher.js";
+import { RevisionCache } from "./runner/revision-cache.js";
+import { Runner } from "./runner/runner.js";
+import { SandboxPool } from "./runner/sandbox-pool.js";
+import { SqliteStore } from "./store/sqlite/sqlite-store.js";
+
+export interface RunningNode {
+  url: string;
+  /** Set only when this start generated the admin token (it is printed once, then only kept on disk). */
+  adminToken: string | null;
+  isolation: string;
+  app: FastifyInstance;
+  dispatcher: Dispatcher;
+  close(): Promise<void>;
+}
+
+/** The isolation this node gives sandboxes: plain processes until the sandbox backends land. */
+const isolation = "process";
+
+export async function startNode(config: Readonly<Config>): Promise<RunningNode> {
+  if (!isLoopback(config.host) && config.token === null) {
+    throw new Error(
+      `refusing to listen on ${config.host} without a configured token: set KILN_TOKEN (or --token), or bind 127.0.0.1`,
+    );
+  }
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const { token, generated } = await resolveToken(config);
+
+  const store = new SqliteStore({
+    path: path.join(config.dataDir, "kiln.db"),
+    maxLogChars: config.maxLogBytes,
+  });
+  await store.ensureProject("default", new Date());
+  const runner = new Runner();
+  // The pool and the dispatcher call each other: the pool reports idle sandboxes, the dispatcher fills them.
+  let dispatcher: Dispatcher | null = null;
+  const pool = new SandboxPool({
+    dir: path.join(config.dataDir, "sandboxes"),
+    maxSandboxes: config.maxWorkers,
+    maxTasksPerSandbox: config.workerMaxTasks,
+    idleMs: config.workerIdleMs,
+    maxResultBytes: config.maxResultBytes,
+    maxLogBytes: config.maxLogBytes,
+    revisions: new RevisionCache(path.join(config.dataDir, "revisions"), store),
+    onIdle: (lane) => dispatcher?.wake(lane),
+    onStartFailed: (lane, reason) => void dispatcher?.failStart(lane, reason),
+  });
+  dispatcher = new Dispatcher({ store, pool, runner, maxLostAttempts: config.maxLostAttempts });
+  await dispatcher.start();
+
+  const scratchDir = path.join(config.dataDir, "scratch");
+  await mkdir(scratchDir, { recursive: true });
+  const app = await buildApi({ store, dispatcher, config, token, isolation, scratchDir });
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === "object" && address !== null ? address.port : config.port;
+  const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+
+  const running = dispatcher;
+  return {
+    url: `http://${host}:${port}`,
+    adminToken: generated ? token : null,
+    isolation,
+    app,
+    dispatcher: running,
+    async close() {
+      running.stop();
+      await app.close();
+      await pool.close();
+      await running.settle();
+      await store.close();
+    },
+  };
+}
+
+/** The configured token, else the one kept in the data directory, else a new one written there (0600). */
+async function resolveToken(config: Readonly<Config>): Promise<{ token: string; generated: boolean }> {
+  if (config.token !== null) return { token: config.token, generated: false };
+  const file = path.join(config.dataDir, "admin-token");
+  const existing = await readFile(file, "utf8").catch(() => null);
+  if (existing !== null && existing.trim() !== "") return { token: existing.trim(), generated: false };
+  const token = `kiln_${randomBytes(24).toString("base64url")}`;
+  await writeFile(file, `${token}\n`, { mode: 0o600, flag: "wx" });
+  return { token, generated: true };
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\./.test(host);
+}

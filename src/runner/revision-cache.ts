@@ -1,0 +1,50 @@
+/** Function code on this node's disk, one read-only directory per revision digest, unpacked on demand. */
+import { mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises";
+import path from "node:path";
+import type { Store } from "../store/store.js";
+import { unpackFunctionArchive } from "./function-archive.js";
+
+export class RevisionCache {
+  private readonly unpacking = new Map<string, Promise<string>>();
+
+  constructor(
+    private readonly dir: string,
+    private readonly store: Store,
+  ) {}
+
+  /** The directory holding the revision's code, unpacking it from the store the first time. */
+  codeDir(digest: string): Promise<string> {
+    let dir = this.unpacking.get(digest);
+    if (dir === undefined) {
+      dir = this.unpack(digest);
+      this.unpacking.set(digest, dir);
+      dir.catch(() => this.unpacking.delete(digest));
+    }
+    return dir;
+  }
+
+  private async unpack(digest: string): Promise<string> {
+    const target = path.join(this.dir, digest);
+    if (await exists(target)) return target;
+    const archive = await this.store.getRevisionArchive(digest);
+    if (archive === null) throw new Error(`revision ${digest} is not in the store`);
+    await mkdir(this.dir, { recursive: true });
+    // Unpack beside the target, then rename: a half-unpacked revision is never visible.
+    const temporary = await mkdtemp(path.join(this.dir, `.${digest.slice(0, 12)}-`));
+    try {
+      await unpackFunctionArchive(archive, temporary);
+      await rename(temporary, target);
+    } catch (error) {
+      await rm(temporary, { recursive: true, force: true });
+      if (!(await exists(target))) throw error;
+    }
+    return target;
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
+}

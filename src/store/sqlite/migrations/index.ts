@@ -1,0 +1,4 @@
+import * as initial from "./001-initial.js";
+
+/** Applied in order; the database's `user_version` is the number of migrations applied. */
+export const migrations: readonly { up: string }[] = [initial];

@@ -1,0 +1,522 @@
+/** The embedded `Store`: better-sqlite3 in WAL mode, with group commit for writes. */
+import Database from "better-sqlite3";
+import type { FunctionSettings, RevisionSpec } from "../../domain/function-settings.js";
+import type { Failure, Progress, Task } from "../../domain/task.js";
+import type {
+  AttemptEnd,
+  ClaimedTask,
+  DeployInput,
+  DeployResult,
+  EnqueueResult,
+  FunctionRecord,
+  Lane,
+  NewTask,
+  RevisionRecord,
+  Store,
+  TaskPage,
+  TaskQuery,
+} from "../store.js";
+import { GroupCommit } from "./group-commit.js";
+import { migrations } from "./migrations/index.js";
+import { toTask, type StoredAttempt, type TaskRow } from "./task-row.js";
+
+export interface SqliteStoreOptions {
+  /** A file path, or ":memory:" for tests. */
+  path: string;
+  /** A task's log is cut (and the cut marked) past this many characters. */
+  maxLogChars: number;
+}
+
+interface FunctionRow {
+  project: string;
+  name: string;
+  current_revision: string;
+  settings: string;
+  spec: string;
+  created_at: number;
+  updated_at: number;
+}
+
+interface RevisionRow {
+  digest: string;
+  spec: string;
+  size_bytes: number;
+  created_at: number;
+}
+
+const logTruncatedMarker = "\n[kiln: log truncated]\n";
+
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+  private readonly commits: GroupCommit;
+  private readonly maxLogChars: number;
+
+  constructor(options: SqliteStoreOptions) {
+    this.db = new Database(options.path);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("synchronous = NORMAL");
+    this.db.pragma("foreign_keys = ON");
+    this.db.pragma("busy_timeout = 5000");
+    this.migrate();
+    this.commits = new GroupCommit(this.db);
+    this.maxLogChars = options.maxLogChars;
+  }
+
+  private migrate(): void {
+    const applied = this.db.pragma("user_version", { simple: true }) as number;
+    migrations.slice(applied).forEach((migration, index) => {
+      this.db.transaction(() => {
+        this.db.exec(migration.up);
+        this.db.pragma(`user_version = ${applied + index + 1}`);
+      })();
+    });
+  }
+
+  ensureProject(name: string, now: Date): Promise<void> {
+    return this.commits.write(() => {
+      this.db
+        .prepare("INSERT INTO projects (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING")
+        .run(name, now.getTime());
+    }, true);
+  }
+
+  hasProject(name: string): Promise<boolean> {
+    return Promise.resolve(this.db.prepare("SELECT 1 FROM projects WHERE name = ?").get(name) !== undefined);
+  }
+
+  deployRevision(input: DeployInput): Promise<DeployResult> {
+    return this.commits.write(() => {
+      const now = input.now.getTime();
+      const existing = this.selectFunction(input.project, input.name);
+      this.db
+        .prepare("INSERT INTO archives (digest, data) VALUES (?, ?) ON CONFLICT DO NOTHING")
+        .run(input.digest, input.archive);
+      this.db
+        .prepare(
+          `INSERT INTO revisions (project, function_name, digest, spec, size_bytes, created_at)
+           VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+        )
+        .run(input.project, input.name, input.digest, JSON.stringify(input.spec), input.archive.length, now);
+      const settings: FunctionSettings = {
+        ...input.settings,
+        env: { ...existing?.settings.env, ...input.settings.env },
+      };
+      this.db
+        .prepare(
+          `INSERT INTO functions (project, name, current_revision, settings, created_at, updated_at)
+           VALUES (@project, @name, @digest, @settings, @now, @now)
+           ON CONFLICT (project, name) DO UPDATE
+             SET current_revision = @digest, settings = @settings, updated_at = @now`,
+        )
+        .run({
+          project: input.project,
+          name: input.name,
+          digest: input.digest,
+          settings: JSON.stringify(settings),
+          now,
+        });
+      return {
+        function: this.requireFunction(input.project, input.name),
+        revision: this.requireRevision(input.project, input.name, input.digest),
+        created: existing?.currentRevision !== input.digest,
+      };
+    }, true);
+  }
+
+  getFunction(project: string, name: string): Promise<FunctionRecord | null> {
+    return Promise.resolve(this.selectFunction(project, name));
+  }
+
+  listFunctions(project: string): Promise<FunctionRecord[]> {
+    const rows = this.db
+      .prepare<[string], FunctionRow>(`${selectFunctionSql} WHERE f.project = ? ORDER BY f.name`)
+      .all(project);
+    return Promise.resolve(rows.map(toFunctionRecord));
+  }
+
+  updateFunctionSettings(
+    project: string,
+    name: string,
+    settings: FunctionSettings,
+    now: Date,
+  ): Promise<FunctionRecord | null> {
+    return this.commits.write(() => {
+      this.db
+        .prepare("UPDATE functions SET settings = ?, updated_at = ? WHERE project = ? AND name = ?")
+        .run(JSON.stringify(settings), now.getTime(), project, name);
+      return this.selectFunction(project, name);
+    }, true);
+  }
+
+  listRevisions(project: string, name: string): Promise<RevisionRecord[]> {
+    const rows = this.db
+      .prepare<[string, string], RevisionRow>(
+        `SELECT digest, spec, size_bytes, created_at FROM revisions
+         WHERE project = ? AND function_name = ? ORDER BY created_at DESC, rowid DESC`,
+      )
+      .all(project, name);
+    return Promise.resolve(rows.map(toRevisionRecord));
+  }
+
+  setCurrentRevision(
+    project: string,
+    name: string,
+    digest: string,
+    now: Date,
+  ): Promise<FunctionRecord | null> {
+    return this.commits.write(() => {
+      const changed = this.db
+        .prepare(
+          `UPDATE functions SET current_revision = @digest, updated_at = @now
+           WHERE project = @project AND name = @name
+             AND EXISTS (SELECT 1 FROM revisions WHERE project = @project AND function_name = @name AND digest = @digest)`,
+        )
+        .run({ project, name, digest, now: now.getTime() });
+      return changed.changes === 0 ? null : this.selectFunction(project, name);
+    }, true);
+  }
+
+  getRevisionArchive(digest: string): Promise<Uint8Array | null> {
+    const row = this.db
+      .prepare<[string], { data: Buffer }>("SELECT data FROM archives WHERE digest = ?")
+      .get(digest);
+    return Promise.resolve(row?.data ?? null);
+  }
+
+  enqueueTasks(tasks: NewTask[]): Promise<EnqueueResult[]> {
+    // A repeated idempotency key inserts nothing; the existing task is returned instead.
+    const insert = this.db.prepare<unknown[], TaskRow>(
+      `INSERT INTO tasks (id, project, function_name, revision, state, priority, payload, label, idempotency_key,
+                          timeout_s, created_at, run_at)
+       VALUES (@id, @project, @functionName, @revision, @state, @priority, @payload, @label, @idempotencyKey,
+               @timeoutS, @createdAt, @runAt)
+       ON CONFLICT (project, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+       RETURNING *`,
+    );
+    const selectByKey = this.db.prepare<[string, string], TaskRow>(
+      "SELECT * FROM tasks WHERE project = ? AND idempotency_key = ?",
+    );
+    return this.commits.write(
+      () =>
+        tasks.map((task): EnqueueResult => {
+          const row = insert.get({
+            ...task,
+            state: task.runAt > task.createdAt ? "delayed" : "queued",
+            createdAt: task.createdAt.getTime(),
+            runAt: task.runAt.getTime(),
+          });
+          if (row !== undefined) return { task: toTask(row), created: true };
+          const existing = selectByKey.get(task.project, task.idempotencyKey ?? "");
+          if (existing === undefined) throw new Error(`task ${task.id} was neither inserted nor found`);
+          return { task: toTask(existing), created: false };
+        }),
+      true,
+    );
+  }
+
+  claimTasks(lane: Lane, limit: number, now: Date): Promise<ClaimedTask[]> {
+    // One writer (this process) and a synchronous transaction: no two claims can interleave.
+    const rows = this.db
+      .prepare<unknown[], ClaimRow>(
+        `UPDATE tasks
+         SET state = 'running', attempt = attempt + 1, attempt_started_at = @now,
+             started_at = coalesce(started_at, @now), start_latency_ms = coalesce(start_latency_ms, max(0, @now - run_at))
+         WHERE seq IN (
+           SELECT seq FROM tasks
+           WHERE state = 'queued' AND project = @project AND function_name = @functionName AND revision = @revision
+           ORDER BY priority DESC, seq LIMIT @limit)
+         RETURNING seq, id, payload, priority, timeout_s, attempt, charged_attempts`,
+      )
+      .all({ ...lane, limit, now: now.getTime() });
+    rows.sort((a, b) => b.priority - a.priority || a.seq - b.seq);
+    return Promise.resolve(
+      rows.map((row) => ({
+        id: row.id,
+        lane,
+        payload: row.payload,
+        priority: row.priority as ClaimedTask["priority"],
+        timeoutS: row.timeout_s,
+        attempt: row.attempt,
+        chargedAttempts: row.charged_attempts,
+        startedAt: now,
+      })),
+    );
+  }
+
+  finishAttempts(ends: AttemptEnd[]): Promise<void> {
+    const update = this.db.prepare(
+      `UPDATE tasks
+       SET state = @state, run_at = coalesce(@runAt, run_at), finished_at = @finishedAt,
+           result = @result, failure = @failure, attempt_started_at = NULL,
+           attempts = json_insert(attempts, '$[#]', json(@attemptJson)),
+           charged_attempts = charged_attempts + @charged,
+           log = ${appendLogSql}
+       WHERE id = @taskId AND state = 'running' AND attempt = @attempt`,
+    );
+    return this.commits.write(() => {
+      for (const end of ends) {
+        const final = end.next.state !== "delayed";
+        const attempt: StoredAttempt = {
+          number: end.attempt,
+          startedAt: end.startedAt.getTime(),
+          finishedAt: end.finishedAt.getTime(),
+          outcome: end.outcome,
+          ...(end.failure === null ? {} : { failure: end.failure }),
+        };
+        update.run({
+          taskId: end.taskId,
+          attempt: end.attempt,
+          state: end.next.state,
+          runAt: end.next.state === "delayed" ? end.next.runAt.getTime() : null,
+          finishedAt: final ? end.finishedAt.getTime() : null,
+          result: end.result,
+          failure: end.failure === null ? null : JSON.stringify(end.failure),
+          attemptJson: JSON.stringify(attempt),
+          charged: end.outcome === "lost" ? 0 : 1,
+          log: end.log,
+          maxLog: this.maxLogChars,
+          marker: logTruncatedMarker,
+        });
+      }
+    }, false);
+  }
+
+  updateProgress(taskId: string, attempt: number, progress: Progress): Promise<void> {
+    return this.commits.write(() => {
+      this.db
+        .prepare("UPDATE tasks SET progress = ? WHERE id = ? AND state = 'running' AND attempt = ?")
+        .run(JSON.stringify(progress), taskId, attempt);
+    }, false);
+  }
+
+  releaseDueTasks(now: Date): Promise<Lane[]> {
+    const rows = this.db
+      .prepare<[number], LaneRow>(
+        `UPDATE tasks SET state = 'queued' WHERE state = 'delayed' AND run_at <= ?
+         RETURNING project, function_name, revision`,
+      )
+      .all(now.getTime());
+    return Promise.resolve(distinctLanes(rows));
+  }
+
+  nextRunAt(): Promise<Date | null> {
+    const row = this.db
+      .prepare<[], { next: number | null }>("SELECT min(run_at) AS next FROM tasks WHERE state = 'delayed'")
+      .get();
+    return Promise.resolve(row?.next == null ? null : new Date(row.next));
+  }
+
+  listReadyLanes(): Promise<Lane[]> {
+    const rows = this.db
+      .prepare<[], LaneRow>(
+        "SELECT DISTINCT project, function_name, revision FROM tasks WHERE state = 'queued'",
+      )
+      .all();
+    return Promise.resolve(distinctLanes(rows));
+  }
+
+  recoverInterruptedTasks(now: Date, maxLostAttempts: number): Promise<number> {
+    return this.commits.write(() => {
+      const running = this.db
+        .prepare<
+          [],
+          { id: string; attempt: number; attempt_started_at: number | null; lost_attempts: number }
+        >("SELECT id, attempt, attempt_started_at, lost_attempts FROM tasks WHERE state = 'running'")
+        .all();
+      const update = this.db.prepare(
+        `UPDATE tasks
+         SET state = @state, finished_at = @finishedAt, failure = @failure, attempt_started_at = NULL,
+             lost_attempts = lost_attempts + 1, attempts = json_insert(attempts, '$[#]', json(@attemptJson))
+         WHERE id = @id`,
+      );
+      for (const task of running) {
+        const failure: Failure = {
+          kind: "lost",
+          message: "the node running this attempt stopped before it finished",
+          retryable: true,
+        };
+        const attempt: StoredAttempt = {
+          number: task.attempt,
+          startedAt: task.attempt_started_at ?? now.getTime(),
+          finishedAt: now.getTime(),
+          outcome: "lost",
+          failure,
+        };
+        const exhausted = task.lost_attempts + 1 >= maxLostAttempts;
+        update.run({
+          id: task.id,
+          state: exhausted ? "failed" : "queued",
+          finishedAt: exhausted ? now.getTime() : null,
+          failure: exhausted
+            ? JSON.stringify({
+                ...failure,
+                message: `lost ${maxLostAttempts} times; not run again`,
+                retryable: false,
+              })
+            : null,
+          attemptJson: JSON.stringify(attempt),
+        });
+      }
+      return running.length;
+    }, true);
+  }
+
+  cancelPendingTask(project: string, id: string, now: Date): Promise<Task | null> {
+    return this.commits.write(() => {
+      this.db
+        .prepare(
+          `UPDATE tasks SET state = 'cancelled', finished_at = ?
+           WHERE project = ? AND id = ? AND state IN ('queued', 'delayed')`,
+        )
+        .run(now.getTime(), project, id);
+      return this.selectTask(project, id);
+    }, true);
+  }
+
+  requeueFinishedTask(project: string, id: string, now: Date): Promise<Task | null> {
+    return this.commits.write(() => {
+      this.db
+        .prepare(
+          `UPDATE tasks
+           SET state = 'queued', run_at = @now, finished_at = NULL, result = NULL, failure = NULL,
+               progress = NULL, charged_attempts = 0, lost_attempts = 0
+           WHERE project = @project AND id = @id AND state IN ('succeeded', 'failed', 'timed_out', 'cancelled')`,
+        )
+        .run({ project, id, now: now.getTime() });
+      return this.selectTask(project, id);
+    }, true);
+  }
+
+  getTask(project: string, id: string): Promise<Task | null> {
+    return Promise.resolve(this.selectTask(project, id));
+  }
+
+  listTasks(query: TaskQuery): Promise<TaskPage> {
+    const conditions = ["project = @project"];
+    if (query.functionName !== undefined) conditions.push("function_name = @functionName");
+    if (query.state !== undefined) conditions.push("state = @state");
+    if (query.label !== undefined) conditions.push("label = @label");
+    const before = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    if (before !== undefined) conditions.push("seq < @before");
+    const rows = this.db
+      .prepare<unknown[], TaskRow>(
+        `SELECT * FROM tasks WHERE ${conditions.join(" AND ")} ORDER BY seq DESC LIMIT @limit`,
+      )
+      .all({ ...query, before, limit: query.limit + 1 });
+    const page = rows.slice(0, query.limit);
+    const last = page.at(-1);
+    return Promise.resolve({
+      tasks: page.map(toTask),
+      nextCursor: rows.length > query.limit && last !== undefined ? encodeCursor(last.seq) : null,
+    });
+  }
+
+  getTaskLog(project: string, id: string): Promise<string | null> {
+    const row = this.db
+      .prepare<[string, string], { log: string }>("SELECT log FROM tasks WHERE project = ? AND id = ?")
+      .get(project, id);
+    return Promise.resolve(row?.log ?? null);
+  }
+
+  close(): Promise<void> {
+    this.commits.flush();
+    this.db.close();
+    return Promise.resolve();
+  }
+
+  private selectTask(project: string, id: string): Task | null {
+    const row = this.db
+      .prepare<[string, string], TaskRow>("SELECT * FROM tasks WHERE project = ? AND id = ?")
+      .get(project, id);
+    return row === undefined ? null : toTask(row);
+  }
+
+  private selectFunction(project: string, name: string): FunctionRecord | null {
+    const row = this.db
+      .prepare<[string, string], FunctionRow>(`${selectFunctionSql} WHERE f.project = ? AND f.name = ?`)
+      .get(project, name);
+    return row === undefined ? null : toFunctionRecord(row);
+  }
+
+  private requireFunction(project: string, name: string): FunctionRecord {
+    const record = this.selectFunction(project, name);
+    if (record === null) throw new Error(`function ${project}/${name} vanished inside its transaction`);
+    return record;
+  }
+
+  private requireRevision(project: string, name: string, digest: string): RevisionRecord {
+    const row = this.db
+      .prepare<[string, string, string], RevisionRow>(
+        "SELECT digest, spec, size_bytes, created_at FROM revisions WHERE project = ? AND function_name = ? AND digest = ?",
+      )
+      .get(project, name, digest);
+    if (row === undefined) throw new Error(`revision ${digest} vanished inside its transaction`);
+    return toRevisionRecord(row);
+  }
+}
+
+interface ClaimRow {
+  seq: number;
+  id: string;
+  payload: string;
+  priority: number;
+  timeout_s: number;
+  attempt: number;
+  charged_attempts: number;
+}
+
+interface LaneRow {
+  project: string;
+  function_name: string;
+  revision: string;
+}
+
+const selectFunctionSql = `
+  SELECT f.project, f.name, f.current_revision, f.settings, r.spec, f.created_at, f.updated_at
+  FROM functions f
+  JOIN revisions r ON r.project = f.project AND r.function_name = f.name AND r.digest = f.current_revision`;
+
+// Appends @log to the task's log, cutting it at @maxLog characters once, with @marker at the cut.
+const appendLogSql = `CASE
+  WHEN length(log) > @maxLog THEN log
+  WHEN length(log) + length(@log) > @maxLog THEN substr(log || @log, 1, @maxLog) || @marker
+  ELSE log || @log END`;
+
+function toFunctionRecord(row: FunctionRow): FunctionRecord {
+  return {
+    project: row.project,
+    name: row.name,
+    currentRevision: row.current_revision,
+    spec: JSON.parse(row.spec) as RevisionSpec,
+    settings: JSON.parse(row.settings) as FunctionSettings,
+    createdAt: new Date(row.created_at),
+    updatedAt: new Date(row.updated_at),
+  };
+}
+
+function toRevisionRecord(row: RevisionRow): RevisionRecord {
+  return {
+    digest: row.digest,
+    spec: JSON.parse(row.spec) as RevisionSpec,
+    sizeBytes: row.size_bytes,
+    createdAt: new Date(row.created_at),
+  };
+}
+
+function distinctLanes(rows: LaneRow[]): Lane[] {
+  const lanes = new Map<string, Lane>();
+  for (const row of rows) {
+    const lane = { project: row.project, functionName: row.function_name, revision: row.revision };
+    lanes.set(`${lane.project}\u0000${lane.functionName}\u0000${lane.revision}`, lane);
+  }
+  return [...lanes.values()];
+}
+
+function encodeCursor(seq: number): string {
+  return Buffer.from(`seq:${seq}`).toString("base64url");
+}
+
+function decodeCursor(cursor: string): number | undefined {
+  const match = /^seq:(\d+)$/.exec(Buffer.from(cursor, "base64url").toString());
+  return match?.[1] === undefined ? undefined : Number(match[1]);
+}

@@ -1,0 +1,175 @@
+/**
+ * The `Store` port: durable state of functions, revisions and tasks, shaped by what the dispatcher and
+ * the API need rather than by one database. Adapters: `sqlite/` (embedded) and, later, `postgres/`.
+ * Every method that changes state resolves only once the change is committed.
+ */
+import type { FunctionSettings, RevisionSpec } from "../domain/function-settings.js";
+import type { Attempt, Failure, Priority, Progress, Task, TaskState } from "../domain/task.js";
+
+export interface FunctionRecord {
+  project: string;
+  name: string;
+  currentRevision: string;
+  /** The spec of the current revision. */
+  spec: RevisionSpec;
+  settings: FunctionSettings;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface RevisionRecord {
+  digest: string;
+  spec: RevisionSpec;
+  sizeBytes: number;
+  createdAt: Date;
+}
+
+export interface DeployInput {
+  project: string;
+  name: string;
+  digest: string;
+  spec: RevisionSpec;
+  /** The packed code (tar.gz), kept so any node can unpack the revision. */
+  archive: Uint8Array;
+  /** Settings from the function's manifest; `env` is merged over the env the function already has. */
+  settings: FunctionSettings;
+  now: Date;
+}
+
+export interface DeployResult {
+  function: FunctionRecord;
+  revision: RevisionRecord;
+  /** False when the content equals the current revision's: nothing changed but the settings. */
+  created: boolean;
+}
+
+/** The tasks of one function revision: they share warm sandboxes. */
+export interface Lane {
+  project: string;
+  functionName: string;
+  revision: string;
+}
+
+export interface NewTask {
+  id: string;
+  project: string;
+  functionName: string;
+  revision: string;
+  priority: Priority;
+  /** The payload as JSON text. */
+  payload: string;
+  label: string | null;
+  idempotencyKey: string | null;
+  timeoutS: number;
+  createdAt: Date;
+  /** Equal to `createdAt` unless delayed. */
+  runAt: Date;
+}
+
+export interface EnqueueResult {
+  task: Task;
+  /** False when an earlier task holds the same idempotency key: `task` is that one. */
+  created: boolean;
+}
+
+export interface ClaimedTask {
+  id: string;
+  lane: Lane;
+  /** JSON text. */
+  payload: string;
+  priority: Priority;
+  timeoutS: number;
+  /** The number of the attempt this claim starts (1 for the first). */
+  attempt: number;
+  /** Earlier attempts that count against the function's retries. */
+  chargedAttempts: number;
+  startedAt: Date;
+}
+
+/** The end of one attempt and where the task goes next (decided by the dispatcher's retry policy). */
+export interface AttemptEnd {
+  taskId: string;
+  attempt: number;
+  startedAt: Date;
+  finishedAt: Date;
+  outcome: Attempt["outcome"];
+  failure: Failure | null;
+  /** JSON text, for a succeeded attempt. */
+  result: string | null;
+  /** What the attempt wrote to stdout/stderr (already bounded). */
+  log: string;
+  next: { state: "delayed"; runAt: Date } | { state: Exclude<TaskState, "delayed" | "queued" | "running"> };
+}
+
+export interface TaskQuery {
+  project: string;
+  functionName?: string;
+  state?: TaskState;
+  label?: string;
+  limit: number;
+  /** Opaque, from a previous page's `nextCursor`. */
+  cursor?: string;
+}
+
+export interface TaskPage {
+  tasks: Task[];
+  nextCursor: string | null;
+}
+
+export interface Store {
+  ensureProject(name: string, now: Date): Promise<void>;
+  hasProject(name: string): Promise<boolean>;
+
+  deployRevision(input: DeployInput): Promise<DeployResult>;
+  getFunction(project: string, name: string): Promise<FunctionRecord | null>;
+  listFunctions(project: string): Promise<FunctionRecord[]>;
+  updateFunctionSettings(
+    project: string,
+    name: string,
+    settings: FunctionSettings,
+    now: Date,
+  ): Promise<FunctionRecord | null>;
+  listRevisions(project: string, name: string): Promise<RevisionRecord[]>;
+  /** Makes an earlier revision current again; null when the function has no such revision. */
+  setCurrentRevision(
+    project: string,
+    name: string,
+    digest: string,
+    now: Date,
+  ): Promise<FunctionRecord | null>;
+  getRevisionArchive(digest: string): Promise<Uint8Array | null>;
+
+  /** Commits the tasks (all or none) before resolving: accepted means durable. */
+  enqueueTasks(tasks: NewTask[]): Promise<EnqueueResult[]>;
+  /**
+   * Starts up to `limit` queued tasks of `lane`, highest priority first, FIFO within a priority.
+   * Their start is made durable by the next commit (see the adapter); a crash before then runs them again.
+   */
+  claimTasks(lane: Lane, limit: number, now: Date): Promise<ClaimedTask[]>;
+  /** Records attempt ends; an end whose attempt is no longer the task's running one is ignored (fencing). */
+  finishAttempts(ends: AttemptEnd[]): Promise<void>;
+  /** Records a running task's progress; the latest write wins. */
+  updateProgress(taskId: string, attempt: number, progress: Progress): Promise<void>;
+  /** Moves delayed tasks whose run time has come to `queued` and names the lanes they joined. */
+  releaseDueTasks(now: Date): Promise<Lane[]>;
+  /** The earliest run time of a delayed task, for the dispatcher's timer. */
+  nextRunAt(): Promise<Date | null>;
+  /** Lanes that have queued tasks (after a restart). */
+  listReadyLanes(): Promise<Lane[]>;
+  /**
+   * Ends every attempt left `running` by a previous life of this node as `lost`: the task is queued
+   * again, or ends `failed` once it has been lost `maxLostAttempts` times. Returns how many were lost.
+   */
+  recoverInterruptedTasks(now: Date, maxLostAttempts: number): Promise<number>;
+  /** Cancels a task that has not started; returns the task as it is afterwards (null if unknown). */
+  cancelPendingTask(project: string, id: string, now: Date): Promise<Task | null>;
+  /** Queues a finished task again for a new attempt; returns it as it is afterwards (null if unknown). */
+  requeueFinishedTask(project: string, id: string, now: Date): Promise<Task | null>;
+
+  getTask(project: string, id: string): Promise<Task | null>;
+  listTasks(query: TaskQuery): Promise<TaskPage>;
+  /** The task's stdout/stderr over all its attempts; null for an unknown task. */
+  getTaskLog(project: string, id: string): Promise<string | null>;
+
+  close(): Promise<void>;
+}
