@@ -128,7 +128,8 @@ export class Dispatcher {
   private schedulePass(): void {
     if (this.passScheduled || this.stopped) return;
     this.passScheduled = true;
-    queueMicrotask(() => void this.pass());
+    // After the current I/O phase: attempt ends that arrive together are refilled by one claim.
+    setImmediate(() => void this.pass());
   }
 
   private async pass(): Promise<void> {

@@ -46,7 +46,7 @@ for (const stream of [process.stdout, process.stderr]) {
     const callback = rest.find((arg) => typeof arg === "function") as (() => void) | undefined;
     callback?.();
     return true;
-  }) as typeof stream.write;
+  });
 }
 
 async function loadHandler(): Promise<Handler | null> {

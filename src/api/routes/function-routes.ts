@@ -18,6 +18,7 @@ export function functionRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
     return fn;
   }
 
+  // eslint-disable-next-line @typescript-eslint/require-await -- fastify plugins are async functions
   return async (app) => {
     app.put(
       "/v1/projects/:project/functions/:name",

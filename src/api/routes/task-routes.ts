@@ -65,6 +65,7 @@ export function taskRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
     });
   }
 
+  // eslint-disable-next-line @typescript-eslint/require-await -- fastify plugins are async functions
   return async (app) => {
     app.post(
       "/v1/projects/:project/tasks",

@@ -50,6 +50,7 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly commits: GroupCommit;
   private readonly maxLogChars: number;
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(options: SqliteStoreOptions) {
     this.db = new Database(options.path);
@@ -60,6 +61,18 @@ export class SqliteStore implements Store {
     this.migrate();
     this.commits = new GroupCommit(this.db);
     this.maxLogChars = options.maxLogChars;
+  }
+
+  /** Prepared once per SQL text: preparing costs more than running most of these statements. */
+  private sql<Params extends unknown[] = unknown[], Row = unknown>(
+    text: string,
+  ): Database.Statement<Params, Row> {
+    let statement = this.statements.get(text);
+    if (statement === undefined) {
+      statement = this.db.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement as Database.Statement<Params, Row>;
   }
 
   private migrate(): void {
@@ -74,47 +87,45 @@ export class SqliteStore implements Store {
 
   ensureProject(name: string, now: Date): Promise<void> {
     return this.commits.write(() => {
-      this.db
-        .prepare("INSERT INTO projects (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING")
-        .run(name, now.getTime());
+      this.sql("INSERT INTO projects (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING").run(
+        name,
+        now.getTime(),
+      );
     }, true);
   }
 
   hasProject(name: string): Promise<boolean> {
-    return Promise.resolve(this.db.prepare("SELECT 1 FROM projects WHERE name = ?").get(name) !== undefined);
+    return Promise.resolve(this.sql("SELECT 1 FROM projects WHERE name = ?").get(name) !== undefined);
   }
 
   deployRevision(input: DeployInput): Promise<DeployResult> {
     return this.commits.write(() => {
       const now = input.now.getTime();
       const existing = this.selectFunction(input.project, input.name);
-      this.db
-        .prepare("INSERT INTO archives (digest, data) VALUES (?, ?) ON CONFLICT DO NOTHING")
-        .run(input.digest, input.archive);
-      this.db
-        .prepare(
-          `INSERT INTO revisions (project, function_name, digest, spec, size_bytes, created_at)
+      this.sql("INSERT INTO archives (digest, data) VALUES (?, ?) ON CONFLICT DO NOTHING").run(
+        input.digest,
+        input.archive,
+      );
+      this.sql(
+        `INSERT INTO revisions (project, function_name, digest, spec, size_bytes, created_at)
            VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-        )
-        .run(input.project, input.name, input.digest, JSON.stringify(input.spec), input.archive.length, now);
+      ).run(input.project, input.name, input.digest, JSON.stringify(input.spec), input.archive.length, now);
       const settings: FunctionSettings = {
         ...input.settings,
         env: { ...existing?.settings.env, ...input.settings.env },
       };
-      this.db
-        .prepare(
-          `INSERT INTO functions (project, name, current_revision, settings, created_at, updated_at)
+      this.sql(
+        `INSERT INTO functions (project, name, current_revision, settings, created_at, updated_at)
            VALUES (@project, @name, @digest, @settings, @now, @now)
            ON CONFLICT (project, name) DO UPDATE
              SET current_revision = @digest, settings = @settings, updated_at = @now`,
-        )
-        .run({
-          project: input.project,
-          name: input.name,
-          digest: input.digest,
-          settings: JSON.stringify(settings),
-          now,
-        });
+      ).run({
+        project: input.project,
+        name: input.name,
+        digest: input.digest,
+        settings: JSON.stringify(settings),
+        now,
+      });
       return {
         function: this.requireFunction(input.project, input.name),
         revision: this.requireRevision(input.project, input.name, input.digest),
@@ -128,9 +139,9 @@ export class SqliteStore implements Store {
   }
 
   listFunctions(project: string): Promise<FunctionRecord[]> {
-    const rows = this.db
-      .prepare<[string], FunctionRow>(`${selectFunctionSql} WHERE f.project = ? ORDER BY f.name`)
-      .all(project);
+    const rows = this.sql<[string], FunctionRow>(
+      `${selectFunctionSql} WHERE f.project = ? ORDER BY f.name`,
+    ).all(project);
     return Promise.resolve(rows.map(toFunctionRecord));
   }
 
@@ -141,20 +152,21 @@ export class SqliteStore implements Store {
     now: Date,
   ): Promise<FunctionRecord | null> {
     return this.commits.write(() => {
-      this.db
-        .prepare("UPDATE functions SET settings = ?, updated_at = ? WHERE project = ? AND name = ?")
-        .run(JSON.stringify(settings), now.getTime(), project, name);
+      this.sql("UPDATE functions SET settings = ?, updated_at = ? WHERE project = ? AND name = ?").run(
+        JSON.stringify(settings),
+        now.getTime(),
+        project,
+        name,
+      );
       return this.selectFunction(project, name);
     }, true);
   }
 
   listRevisions(project: string, name: string): Promise<RevisionRecord[]> {
-    const rows = this.db
-      .prepare<[string, string], RevisionRow>(
-        `SELECT digest, spec, size_bytes, created_at FROM revisions
+    const rows = this.sql<[string, string], RevisionRow>(
+      `SELECT digest, spec, size_bytes, created_at FROM revisions
          WHERE project = ? AND function_name = ? ORDER BY created_at DESC, rowid DESC`,
-      )
-      .all(project, name);
+    ).all(project, name);
     return Promise.resolve(rows.map(toRevisionRecord));
   }
 
@@ -165,27 +177,25 @@ export class SqliteStore implements Store {
     now: Date,
   ): Promise<FunctionRecord | null> {
     return this.commits.write(() => {
-      const changed = this.db
-        .prepare(
-          `UPDATE functions SET current_revision = @digest, updated_at = @now
+      const changed = this.sql(
+        `UPDATE functions SET current_revision = @digest, updated_at = @now
            WHERE project = @project AND name = @name
              AND EXISTS (SELECT 1 FROM revisions WHERE project = @project AND function_name = @name AND digest = @digest)`,
-        )
-        .run({ project, name, digest, now: now.getTime() });
+      ).run({ project, name, digest, now: now.getTime() });
       return changed.changes === 0 ? null : this.selectFunction(project, name);
     }, true);
   }
 
   getRevisionArchive(digest: string): Promise<Uint8Array | null> {
-    const row = this.db
-      .prepare<[string], { data: Buffer }>("SELECT data FROM archives WHERE digest = ?")
-      .get(digest);
+    const row = this.sql<[string], { data: Buffer }>("SELECT data FROM archives WHERE digest = ?").get(
+      digest,
+    );
     return Promise.resolve(row?.data ?? null);
   }
 
   enqueueTasks(tasks: NewTask[]): Promise<EnqueueResult[]> {
     // A repeated idempotency key inserts nothing; the existing task is returned instead.
-    const insert = this.db.prepare<unknown[], TaskRow>(
+    const insert = this.sql<unknown[], TaskRow>(
       `INSERT INTO tasks (id, project, function_name, revision, state, priority, payload, label, idempotency_key,
                           timeout_s, created_at, run_at)
        VALUES (@id, @project, @functionName, @revision, @state, @priority, @payload, @label, @idempotencyKey,
@@ -193,7 +203,7 @@ export class SqliteStore implements Store {
        ON CONFLICT (project, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
        RETURNING *`,
     );
-    const selectByKey = this.db.prepare<[string, string], TaskRow>(
+    const selectByKey = this.sql<[string, string], TaskRow>(
       "SELECT * FROM tasks WHERE project = ? AND idempotency_key = ?",
     );
     return this.commits.write(
@@ -215,10 +225,14 @@ export class SqliteStore implements Store {
   }
 
   claimTasks(lane: Lane, limit: number, now: Date): Promise<ClaimedTask[]> {
-    // One writer (this process) and a synchronous transaction: no two claims can interleave.
-    const rows = this.db
-      .prepare<unknown[], ClaimRow>(
-        `UPDATE tasks
+    // One writer (this process) and synchronous transactions: no two claims can interleave. Claims join
+    // the group commit, so the claims and attempt ends of one turn of the event loop share a commit.
+    return this.commits.write(() => this.claimNow(lane, limit, now), false);
+  }
+
+  private claimNow(lane: Lane, limit: number, now: Date): ClaimedTask[] {
+    const rows = this.sql<unknown[], ClaimRow>(
+      `UPDATE tasks
          SET state = 'running', attempt = attempt + 1, attempt_started_at = @now,
              started_at = coalesce(started_at, @now), start_latency_ms = coalesce(start_latency_ms, max(0, @now - run_at))
          WHERE seq IN (
@@ -226,25 +240,22 @@ export class SqliteStore implements Store {
            WHERE state = 'queued' AND project = @project AND function_name = @functionName AND revision = @revision
            ORDER BY priority DESC, seq LIMIT @limit)
          RETURNING seq, id, payload, priority, timeout_s, attempt, charged_attempts`,
-      )
-      .all({ ...lane, limit, now: now.getTime() });
+    ).all({ ...lane, limit, now: now.getTime() });
     rows.sort((a, b) => b.priority - a.priority || a.seq - b.seq);
-    return Promise.resolve(
-      rows.map((row) => ({
-        id: row.id,
-        lane,
-        payload: row.payload,
-        priority: row.priority as ClaimedTask["priority"],
-        timeoutS: row.timeout_s,
-        attempt: row.attempt,
-        chargedAttempts: row.charged_attempts,
-        startedAt: now,
-      })),
-    );
+    return rows.map((row) => ({
+      id: row.id,
+      lane,
+      payload: row.payload,
+      priority: row.priority as ClaimedTask["priority"],
+      timeoutS: row.timeout_s,
+      attempt: row.attempt,
+      chargedAttempts: row.charged_attempts,
+      startedAt: now,
+    }));
   }
 
   finishAttempts(ends: AttemptEnd[]): Promise<void> {
-    const update = this.db.prepare(
+    const update = this.sql(
       `UPDATE tasks
        SET state = @state, run_at = coalesce(@runAt, run_at), finished_at = @finishedAt,
            result = @result, failure = @failure, attempt_started_at = NULL,
@@ -283,47 +294,43 @@ export class SqliteStore implements Store {
 
   updateProgress(taskId: string, attempt: number, progress: Progress): Promise<void> {
     return this.commits.write(() => {
-      this.db
-        .prepare("UPDATE tasks SET progress = ? WHERE id = ? AND state = 'running' AND attempt = ?")
-        .run(JSON.stringify(progress), taskId, attempt);
+      this.sql("UPDATE tasks SET progress = ? WHERE id = ? AND state = 'running' AND attempt = ?").run(
+        JSON.stringify(progress),
+        taskId,
+        attempt,
+      );
     }, false);
   }
 
   releaseDueTasks(now: Date): Promise<Lane[]> {
-    const rows = this.db
-      .prepare<[number], LaneRow>(
-        `UPDATE tasks SET state = 'queued' WHERE state = 'delayed' AND run_at <= ?
+    const rows = this.sql<[number], LaneRow>(
+      `UPDATE tasks SET state = 'queued' WHERE state = 'delayed' AND run_at <= ?
          RETURNING project, function_name, revision`,
-      )
-      .all(now.getTime());
+    ).all(now.getTime());
     return Promise.resolve(distinctLanes(rows));
   }
 
   nextRunAt(): Promise<Date | null> {
-    const row = this.db
-      .prepare<[], { next: number | null }>("SELECT min(run_at) AS next FROM tasks WHERE state = 'delayed'")
-      .get();
+    const row = this.sql<[], { next: number | null }>(
+      "SELECT min(run_at) AS next FROM tasks WHERE state = 'delayed'",
+    ).get();
     return Promise.resolve(row?.next == null ? null : new Date(row.next));
   }
 
   listReadyLanes(): Promise<Lane[]> {
-    const rows = this.db
-      .prepare<[], LaneRow>(
-        "SELECT DISTINCT project, function_name, revision FROM tasks WHERE state = 'queued'",
-      )
-      .all();
+    const rows = this.sql<[], LaneRow>(
+      "SELECT DISTINCT project, function_name, revision FROM tasks WHERE state = 'queued'",
+    ).all();
     return Promise.resolve(distinctLanes(rows));
   }
 
   recoverInterruptedTasks(now: Date, maxLostAttempts: number): Promise<number> {
     return this.commits.write(() => {
-      const running = this.db
-        .prepare<
-          [],
-          { id: string; attempt: number; attempt_started_at: number | null; lost_attempts: number }
-        >("SELECT id, attempt, attempt_started_at, lost_attempts FROM tasks WHERE state = 'running'")
-        .all();
-      const update = this.db.prepare(
+      const running = this.sql<
+        [],
+        { id: string; attempt: number; attempt_started_at: number | null; lost_attempts: number }
+      >("SELECT id, attempt, attempt_started_at, lost_attempts FROM tasks WHERE state = 'running'").all();
+      const update = this.sql(
         `UPDATE tasks
          SET state = @state, finished_at = @finishedAt, failure = @failure, attempt_started_at = NULL,
              lost_attempts = lost_attempts + 1, attempts = json_insert(attempts, '$[#]', json(@attemptJson))
@@ -363,26 +370,22 @@ export class SqliteStore implements Store {
 
   cancelPendingTask(project: string, id: string, now: Date): Promise<Task | null> {
     return this.commits.write(() => {
-      this.db
-        .prepare(
-          `UPDATE tasks SET state = 'cancelled', finished_at = ?
+      this.sql(
+        `UPDATE tasks SET state = 'cancelled', finished_at = ?
            WHERE project = ? AND id = ? AND state IN ('queued', 'delayed')`,
-        )
-        .run(now.getTime(), project, id);
+      ).run(now.getTime(), project, id);
       return this.selectTask(project, id);
     }, true);
   }
 
   requeueFinishedTask(project: string, id: string, now: Date): Promise<Task | null> {
     return this.commits.write(() => {
-      this.db
-        .prepare(
-          `UPDATE tasks
+      this.sql(
+        `UPDATE tasks
            SET state = 'queued', run_at = @now, finished_at = NULL, result = NULL, failure = NULL,
                progress = NULL, charged_attempts = 0, lost_attempts = 0
            WHERE project = @project AND id = @id AND state IN ('succeeded', 'failed', 'timed_out', 'cancelled')`,
-        )
-        .run({ project, id, now: now.getTime() });
+      ).run({ project, id, now: now.getTime() });
       return this.selectTask(project, id);
     }, true);
   }
@@ -398,11 +401,9 @@ export class SqliteStore implements Store {
     if (query.label !== undefined) conditions.push("label = @label");
     const before = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
     if (before !== undefined) conditions.push("seq < @before");
-    const rows = this.db
-      .prepare<unknown[], TaskRow>(
-        `SELECT * FROM tasks WHERE ${conditions.join(" AND ")} ORDER BY seq DESC LIMIT @limit`,
-      )
-      .all({ ...query, before, limit: query.limit + 1 });
+    const rows = this.sql<unknown[], TaskRow>(
+      `SELECT * FROM tasks WHERE ${conditions.join(" AND ")} ORDER BY seq DESC LIMIT @limit`,
+    ).all({ ...query, before, limit: query.limit + 1 });
     const page = rows.slice(0, query.limit);
     const last = page.at(-1);
     return Promise.resolve({
@@ -412,9 +413,9 @@ export class SqliteStore implements Store {
   }
 
   getTaskLog(project: string, id: string): Promise<string | null> {
-    const row = this.db
-      .prepare<[string, string], { log: string }>("SELECT log FROM tasks WHERE project = ? AND id = ?")
-      .get(project, id);
+    const row = this.sql<[string, string], { log: string }>(
+      "SELECT log FROM tasks WHERE project = ? AND id = ?",
+    ).get(project, id);
     return Promise.resolve(row?.log ?? null);
   }
 
@@ -425,16 +426,17 @@ export class SqliteStore implements Store {
   }
 
   private selectTask(project: string, id: string): Task | null {
-    const row = this.db
-      .prepare<[string, string], TaskRow>("SELECT * FROM tasks WHERE project = ? AND id = ?")
-      .get(project, id);
+    const row = this.sql<[string, string], TaskRow>("SELECT * FROM tasks WHERE project = ? AND id = ?").get(
+      project,
+      id,
+    );
     return row === undefined ? null : toTask(row);
   }
 
   private selectFunction(project: string, name: string): FunctionRecord | null {
-    const row = this.db
-      .prepare<[string, string], FunctionRow>(`${selectFunctionSql} WHERE f.project = ? AND f.name = ?`)
-      .get(project, name);
+    const row = this.sql<[string, string], FunctionRow>(
+      `${selectFunctionSql} WHERE f.project = ? AND f.name = ?`,
+    ).get(project, name);
     return row === undefined ? null : toFunctionRecord(row);
   }
 
@@ -445,11 +447,9 @@ export class SqliteStore implements Store {
   }
 
   private requireRevision(project: string, name: string, digest: string): RevisionRecord {
-    const row = this.db
-      .prepare<[string, string, string], RevisionRow>(
-        "SELECT digest, spec, size_bytes, created_at FROM revisions WHERE project = ? AND function_name = ? AND digest = ?",
-      )
-      .get(project, name, digest);
+    const row = this.sql<[string, string, string], RevisionRow>(
+      "SELECT digest, spec, size_bytes, created_at FROM revisions WHERE project = ? AND function_name = ? AND digest = ?",
+    ).get(project, name, digest);
     if (row === undefined) throw new Error(`revision ${digest} vanished inside its transaction`);
     return toRevisionRecord(row);
   }

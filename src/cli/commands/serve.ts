@@ -1,0 +1,72 @@
+/** `kiln serve`: runs a Kiln node in this process until SIGINT or SIGTERM. */
+import path from "node:path";
+import { loadConfig } from "../../config/config.js";
+import { parseCommandArgs, type Command } from "../command.js";
+import { writeJson, writeLine } from "../output.js";
+import { parseIntegerFlag } from "../parse-integer-flag.js";
+
+const options = {
+  host: { type: "string" },
+  port: { type: "string" },
+  "max-workers": { type: "string" },
+  examples: { type: "boolean" },
+} as const;
+
+export const serveCommand: Command = {
+  name: "serve",
+  summary: "run a Kiln server (API, dispatcher and workers) on this machine",
+  usage: `Usage: kiln serve [--host H] [--port P] [--data-dir D] [--max-workers N] [--examples]
+
+Runs a Kiln node until Ctrl-C. On the first start it generates an admin token, prints it once and keeps
+it in <data dir>/admin-token, where the other kiln commands on this machine find it.
+
+  --host H          address to listen on (env KILN_HOST; default 127.0.0.1)
+  --port P          port to listen on (env KILN_PORT; default 7878)
+  --data-dir D      database, token and code (env KILN_DATA_DIR; default ./.kiln)
+  --max-workers N   tasks this node runs at once (env KILN_MAX_WORKERS; default 16)
+  --examples        deploy the functions under examples/ at start
+  --token T         use this admin token instead of a generated one (env KILN_TOKEN)`,
+
+  async run(args) {
+    const { values } = parseCommandArgs("serve", args, options, { required: [] });
+    const config = loadConfig({
+      host: values.host,
+      port: parseIntegerFlag("serve", "port", values.port, { min: 0, max: 65_535 }),
+      dataDir: values["data-dir"],
+      maxWorkers: parseIntegerFlag("serve", "max-workers", values["max-workers"], { min: 1 }),
+      token: values.token,
+      deployExamples: values.examples,
+    });
+    const { startNode } = await import("../../main.js");
+    const node = await startNode(config);
+    const tokenFile = path.join(config.dataDir, "admin-token");
+    if (values.json) {
+      writeJson({ url: node.url, isolation: node.isolation, adminToken: node.adminToken, tokenFile });
+    } else {
+      writeLine(`Kiln is listening on ${node.url} (isolation: ${node.isolation})`);
+      if (node.adminToken !== null) {
+        writeLine(`Admin token: ${node.adminToken}`);
+        writeLine(`  shown once; stored in ${tokenFile}`);
+      }
+      writeLine("Press Ctrl-C to stop.");
+    }
+    return new Promise<number>(() => {
+      let stopping = false;
+      const stop = (signal: NodeJS.Signals) => {
+        // A second signal while closing means the person does not want to wait for a clean stop.
+        if (stopping) process.exit(1);
+        stopping = true;
+        process.stderr.write(`${signal}: stopping…\n`);
+        node.close().then(
+          () => process.exit(0),
+          (error: unknown) => {
+            process.stderr.write(`INTERNAL: could not stop cleanly: ${String(error)}\n`);
+            process.exit(1);
+          },
+        );
+      };
+      process.on("SIGINT", stop);
+      process.on("SIGTERM", stop);
+    });
+  },
+};

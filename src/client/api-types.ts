@@ -1,0 +1,182 @@
+/**
+ * The resources of the Kiln HTTP API as the client sees them (docs/api.md). Times stay the ISO 8601
+ * strings the server sends: the client does not turn them into `Date`s, so a value read from the API
+ * can be stored or sent back unchanged.
+ */
+
+/** An ISO 8601 timestamp as sent by the server, e.g. `"2025-03-01T12:00:00.000Z"`. */
+export type IsoTimestamp = string;
+
+/** Every state a task can be in; the last four are final. */
+export const taskStates = [
+  "delayed",
+  "queued",
+  "running",
+  "succeeded",
+  "failed",
+  "timed_out",
+  "cancelled",
+] as const;
+export type TaskState = (typeof taskStates)[number];
+
+/** Higher runs first: 0 (the default), 1 or 2. */
+export type Priority = 0 | 1 | 2;
+
+/** Why an attempt did not succeed. `lost` means the node running it went away. */
+export type FailureKind = "handler_error" | "timeout" | "crashed" | "cancelled" | "lost";
+
+export interface Failure {
+  kind: FailureKind;
+  message: string;
+  stack?: string;
+  /** False when the handler marked the failure as permanent: no retry follows. */
+  retryable: boolean;
+}
+
+/** One try of a task in a sandbox. */
+export interface Attempt {
+  /** 1 for the first attempt. */
+  number: number;
+  startedAt: IsoTimestamp;
+  finishedAt: IsoTimestamp;
+  outcome: "succeeded" | FailureKind;
+  failure?: Failure;
+}
+
+/** Progress a running handler reported. */
+export interface Progress {
+  percent: number;
+  message?: string;
+}
+
+/** One request to run a function with a payload. */
+export interface Task {
+  id: string;
+  project: string;
+  /** The function's name. */
+  function: string;
+  /** The digest of the revision the task runs. */
+  revision: string;
+  state: TaskState;
+  priority: Priority;
+  payload: unknown;
+  label: string | null;
+  idempotencyKey: string | null;
+  timeoutS: number;
+  createdAt: IsoTimestamp;
+  /** When the task may first run (later than `createdAt` for a delayed task). */
+  runAt: IsoTimestamp;
+  startedAt: IsoTimestamp | null;
+  finishedAt: IsoTimestamp | null;
+  /** Milliseconds from `runAt` to the start of the first attempt. */
+  startLatencyMs: number | null;
+  attempts: Attempt[];
+  /** The handler's return value, once the task succeeded. */
+  result: unknown;
+  failure: Failure | null;
+  progress: Progress | null;
+  /** Set on the answer to a create: false when an `idempotencyKey` matched an existing task. */
+  created?: boolean;
+}
+
+/** What to run: the body of `createTask`. */
+export interface TaskInput {
+  /** The function's name. */
+  function: string;
+  /** Any JSON value; handed to the handler as is. */
+  payload?: unknown;
+  /** Default 0. */
+  priority?: Priority;
+  /** Seconds before the task may run, 0..604800. Default 0. */
+  delayS?: number;
+  /** Seconds an attempt may take, 1..3600. Default: the function's `timeoutS`. */
+  timeoutS?: number;
+  label?: string;
+  /** A repeated key returns the existing task instead of creating another. */
+  idempotencyKey?: string;
+}
+
+export interface Backoff {
+  type: "fixed" | "exponential";
+  /** Delay before the first retry. */
+  delayMs: number;
+  /** Upper bound of any delay. */
+  maxDelayMs: number;
+}
+
+/** A named code package with its settings. Env values are never returned, only their keys. */
+export interface KilnFunction {
+  project: string;
+  name: string;
+  /** The digest of the revision new tasks run. */
+  currentRevision: string;
+  runtime: "node" | "exec";
+  entry: string | string[];
+  /** Memory limit in MiB (node: the V8 heap limit), 64..4096. */
+  memoryMb: number;
+  /** Seconds an attempt may take, 1..3600. */
+  timeoutS: number;
+  /** Tasks of this function that may run at once; 0 means no limit. */
+  maxConcurrency: number;
+  /** Retries after a failed attempt, 0..10. */
+  retries: number;
+  backoff: Backoff;
+  envKeys: string[];
+  paused: boolean;
+  createdAt: IsoTimestamp;
+  updatedAt: IsoTimestamp;
+}
+
+/** Settings `updateFunction` may change. `env` replaces the whole map. */
+export interface FunctionPatch {
+  memoryMb?: number;
+  timeoutS?: number;
+  maxConcurrency?: number;
+  retries?: number;
+  backoff?: Backoff;
+  env?: Record<string, string>;
+  paused?: boolean;
+}
+
+/** One immutable upload of a function's code. */
+export interface Revision {
+  /** sha256 of the code's files (paths, modes and contents), independent of how they were packed. */
+  digest: string;
+  runtime: "node" | "exec";
+  entry: string | string[];
+  sizeBytes: number;
+  createdAt: IsoTimestamp;
+  /** True for the function's current revision. */
+  current: boolean;
+}
+
+export interface DeployResult {
+  function: KilnFunction;
+  revision: Revision;
+  /** False when the upload had the same content as the current revision. */
+  created: boolean;
+}
+
+/** The answer of `GET /healthz`. */
+export interface Health {
+  status: string;
+  /** How this node isolates sandboxes, e.g. `"process"`. */
+  isolation: string;
+}
+
+export interface TaskQuery {
+  function?: string;
+  state?: TaskState;
+  label?: string;
+  /** 1..1000, default 100. */
+  limit?: number;
+  /** `nextCursor` of the previous page. */
+  cursor?: string;
+}
+
+export interface TaskPage {
+  /** Newest first. */
+  tasks: Task[];
+  /** Pass as `cursor` to get the next page; null on the last page. */
+  nextCursor: string | null;
+}

@@ -1,0 +1,287 @@
+/**
+ * The `Store` contract: the behaviour every adapter must show, as one suite run against each of them.
+ * `makeStore` returns a fresh, empty store.
+ */
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { describe, test } from "node:test";
+import { defaultSettings } from "../../domain/function-settings.js";
+import type { AttemptEnd, Lane, NewTask, Store } from "../store.js";
+
+const project = "default";
+const lane: Lane = { project, functionName: "hello", revision: "a".repeat(64) };
+const t0 = new Date("2026-01-01T00:00:00Z");
+const at = (ms: number) => new Date(t0.getTime() + ms);
+
+async function storeWithFunction(makeStore: () => Promise<Store>): Promise<Store> {
+  const store = await makeStore();
+  await store.ensureProject(project, t0);
+  await store.deployRevision({
+    project,
+    name: lane.functionName,
+    digest: lane.revision,
+    spec: { runtime: "node", entry: ["index.js"] },
+    archive: new Uint8Array([1, 2, 3]),
+    settings: defaultSettings,
+    now: t0,
+  });
+  return store;
+}
+
+function newTask(overrides: Partial<NewTask> = {}): NewTask {
+  return {
+    id: randomUUID(),
+    project,
+    functionName: lane.functionName,
+    revision: lane.revision,
+    priority: 0,
+    payload: "{}",
+    label: null,
+    idempotencyKey: null,
+    timeoutS: 60,
+    createdAt: t0,
+    runAt: t0,
+    ...overrides,
+  };
+}
+
+function end(taskId: string, attempt: number, overrides: Partial<AttemptEnd> = {}): AttemptEnd {
+  return {
+    taskId,
+    attempt,
+    startedAt: at(1),
+    finishedAt: at(2),
+    outcome: "succeeded",
+    failure: null,
+    result: '"ok"',
+    log: "",
+    next: { state: "succeeded" },
+    ...overrides,
+  };
+}
+
+export function runStoreContract(adapter: string, makeStore: () => Promise<Store>): void {
+  describe(`Store contract: ${adapter}`, () => {
+    test("claims the highest priority first and keeps FIFO within a priority", async () => {
+      const store = await storeWithFunction(makeStore);
+      const low1 = newTask({ priority: 0 });
+      const high = newTask({ priority: 2 });
+      const low2 = newTask({ priority: 0 });
+      const mid = newTask({ priority: 1 });
+      await store.enqueueTasks([low1, high, low2, mid]);
+      const claimed = await store.claimTasks(lane, 10, at(5));
+      assert.deepEqual(
+        claimed.map((task) => task.id),
+        [high.id, mid.id, low1.id, low2.id],
+      );
+      assert.deepEqual(await store.claimTasks(lane, 10, at(6)), [], "a task is claimed once");
+      await store.close();
+    });
+
+    test("claims at most the limit and numbers attempts from 1", async () => {
+      const store = await storeWithFunction(makeStore);
+      await store.enqueueTasks([newTask(), newTask(), newTask()]);
+      const claimed = await store.claimTasks(lane, 2, at(5));
+      assert.equal(claimed.length, 2);
+      assert.deepEqual(
+        claimed.map((task) => task.attempt),
+        [1, 1],
+      );
+      const task = await store.getTask(project, claimed[0]!.id);
+      assert.equal(task?.state, "running");
+      assert.equal(task?.startLatencyMs, 5);
+      await store.close();
+    });
+
+    test("concurrent claimers never get the same task", async () => {
+      const store = await storeWithFunction(makeStore);
+      await store.enqueueTasks(Array.from({ length: 200 }, () => newTask()));
+      const batches = await Promise.all(Array.from({ length: 8 }, () => store.claimTasks(lane, 40, at(1))));
+      const ids = batches.flat().map((task) => task.id);
+      assert.equal(ids.length, 200);
+      assert.equal(new Set(ids).size, 200);
+      await store.close();
+    });
+
+    test("a repeated idempotency key returns the existing task instead of a second one", async () => {
+      const store = await storeWithFunction(makeStore);
+      const [first] = await store.enqueueTasks([newTask({ idempotencyKey: "k1" })]);
+      const [again, other] = await store.enqueueTasks([newTask({ idempotencyKey: "k1" }), newTask()]);
+      assert.equal(first?.created, true);
+      assert.equal(again?.created, false);
+      assert.equal(again?.task.id, first?.task.id);
+      assert.equal(other?.created, true);
+      assert.equal((await store.listTasks({ project, limit: 10 })).tasks.length, 2);
+      await store.close();
+    });
+
+    test("a delayed task is not claimable until released at its run time", async () => {
+      const store = await storeWithFunction(makeStore);
+      const [delayed] = await store.enqueueTasks([newTask({ runAt: at(1000) })]);
+      assert.equal(delayed?.task.state, "delayed");
+      assert.deepEqual(await store.claimTasks(lane, 1, at(10)), []);
+      assert.deepEqual(await store.nextRunAt(), at(1000));
+      assert.deepEqual(await store.releaseDueTasks(at(999)), []);
+      assert.deepEqual(await store.releaseDueTasks(at(1000)), [lane]);
+      assert.equal((await store.claimTasks(lane, 1, at(1001))).length, 1);
+      assert.equal(await store.nextRunAt(), null);
+      await store.close();
+    });
+
+    test("records an attempt's end with its result, log and timings", async () => {
+      const store = await storeWithFunction(makeStore);
+      const [created] = await store.enqueueTasks([newTask()]);
+      const [claimed] = await store.claimTasks(lane, 1, at(1));
+      await store.finishAttempts([end(claimed!.id, 1, { log: "hello\n" })]);
+      const task = await store.getTask(project, created!.task.id);
+      assert.equal(task?.state, "succeeded");
+      assert.equal(task?.result, "ok");
+      assert.deepEqual(task?.finishedAt, at(2));
+      assert.equal(task?.attempts.length, 1);
+      assert.equal(task?.attempts[0]?.outcome, "succeeded");
+      assert.equal(await store.getTaskLog(project, created!.task.id), "hello\n");
+      await store.close();
+    });
+
+    test("ignores the end of an attempt that is no longer the running one (fencing)", async () => {
+      const store = await storeWithFunction(makeStore);
+      await store.enqueueTasks([newTask()]);
+      const [claimed] = await store.claimTasks(lane, 1, at(1));
+      await store.recoverInterruptedTasks(at(3), 3);
+      const [second] = await store.claimTasks(lane, 1, at(4));
+      assert.equal(second?.attempt, 2);
+      await store.finishAttempts([end(claimed!.id, 1, { result: '"stale"' })]);
+      const task = await store.getTask(project, claimed!.id);
+      assert.equal(task?.state, "running");
+      assert.equal(task?.result, null);
+      await store.close();
+    });
+
+    test("a failed attempt with retries left waits as delayed, charged against the retries", async () => {
+      const store = await storeWithFunction(makeStore);
+      await store.enqueueTasks([newTask()]);
+      const [claimed] = await store.claimTasks(lane, 1, at(1));
+      const failure = { kind: "handler_error", message: "boom", retryable: true } as const;
+      await store.finishAttempts([
+        end(claimed!.id, 1, {
+          outcome: "handler_error",
+          failure,
+          result: null,
+          next: { state: "delayed", runAt: at(500) },
+        }),
+      ]);
+      const task = await store.getTask(project, claimed!.id);
+      assert.equal(task?.state, "delayed");
+      assert.deepEqual(task?.attempts[0]?.failure, failure);
+      await store.releaseDueTasks(at(500));
+      const [retry] = await store.claimTasks(lane, 1, at(501));
+      assert.equal(retry?.attempt, 2);
+      assert.equal(retry?.chargedAttempts, 1);
+      await store.close();
+    });
+
+    test("recovery requeues interrupted tasks as lost without charging retries, and fails a task lost too often", async () => {
+      const store = await storeWithFunction(makeStore);
+      await store.enqueueTasks([newTask()]);
+      for (let life = 1; life <= 3; life++) {
+        const [claimed] = await store.claimTasks(lane, 1, at(life * 10));
+        assert.equal(claimed?.chargedAttempts, 0);
+        assert.equal(await store.recoverInterruptedTasks(at(life * 10 + 5), 3), 1);
+      }
+      const [task] = (await store.listTasks({ project, limit: 1 })).tasks;
+      assert.equal(task?.state, "failed");
+      assert.equal(task?.failure?.kind, "lost");
+      assert.deepEqual(
+        task?.attempts.map((attempt) => attempt.outcome),
+        ["lost", "lost", "lost"],
+      );
+      await store.close();
+    });
+
+    test("cancels a pending task but leaves a running one to its node", async () => {
+      const store = await storeWithFunction(makeStore);
+      const [pending, running] = await store.enqueueTasks([
+        newTask({ priority: 0 }),
+        newTask({ priority: 2 }),
+      ]);
+      await store.claimTasks(lane, 1, at(1));
+      assert.equal((await store.cancelPendingTask(project, pending!.task.id, at(2)))?.state, "cancelled");
+      assert.equal((await store.cancelPendingTask(project, running!.task.id, at(2)))?.state, "running");
+      assert.equal(await store.cancelPendingTask(project, "nope", at(2)), null);
+      await store.close();
+    });
+
+    test("requeues a finished task for another attempt, but not an unfinished one", async () => {
+      const store = await storeWithFunction(makeStore);
+      await store.enqueueTasks([newTask()]);
+      const [claimed] = await store.claimTasks(lane, 1, at(1));
+      assert.equal((await store.requeueFinishedTask(project, claimed!.id, at(2)))?.state, "running");
+      await store.finishAttempts([end(claimed!.id, 1)]);
+      const requeued = await store.requeueFinishedTask(project, claimed!.id, at(3));
+      assert.equal(requeued?.state, "queued");
+      assert.equal(requeued?.result, null);
+      const [again] = await store.claimTasks(lane, 1, at(4));
+      assert.equal(again?.attempt, 2);
+      await store.close();
+    });
+
+    test("lists tasks newest first with filters and a cursor", async () => {
+      const store = await storeWithFunction(makeStore);
+      const created = await store.enqueueTasks(
+        Array.from({ length: 5 }, (_, i) => newTask({ label: i % 2 === 0 ? "even" : "odd" })),
+      );
+      const first = await store.listTasks({ project, limit: 2 });
+      assert.deepEqual(
+        first.tasks.map((task) => task.id),
+        [created[4]!.task.id, created[3]!.task.id],
+      );
+      const second = await store.listTasks({ project, limit: 10, cursor: first.nextCursor! });
+      assert.equal(second.tasks.length, 3);
+      assert.equal(second.nextCursor, null);
+      const even = await store.listTasks({ project, limit: 10, label: "even" });
+      assert.equal(even.tasks.length, 3);
+      const queued = await store.listTasks({ project, limit: 10, state: "queued", functionName: "hello" });
+      assert.equal(queued.tasks.length, 5);
+      await store.close();
+    });
+
+    test("cuts a long log once and marks the cut", async () => {
+      const store = await storeWithFunction(makeStore);
+      await store.enqueueTasks([newTask()]);
+      const [claimed] = await store.claimTasks(lane, 1, at(1));
+      await store.finishAttempts([end(claimed!.id, 1, { log: "x".repeat(5000) })]);
+      const log = (await store.getTaskLog(project, claimed!.id)) ?? "";
+      assert.ok(log.startsWith("x".repeat(1000)));
+      assert.match(log, /log truncated/);
+      assert.ok(log.length < 1100);
+      await store.close();
+    });
+
+    test("deploying the same content again creates no revision; another digest does, and rollback returns", async () => {
+      const store = await storeWithFunction(makeStore);
+      const input = {
+        project,
+        name: lane.functionName,
+        spec: { runtime: "node" as const, entry: ["index.js"] },
+        archive: new Uint8Array([1]),
+        settings: { ...defaultSettings, env: { A: "1" } },
+        now: at(1),
+      };
+      const same = await store.deployRevision({ ...input, digest: lane.revision });
+      assert.equal(same.created, false);
+      const next = await store.deployRevision({
+        ...input,
+        digest: "b".repeat(64),
+        settings: defaultSettings,
+      });
+      assert.equal(next.created, true);
+      assert.equal(next.function.currentRevision, "b".repeat(64));
+      assert.deepEqual(next.function.settings.env, { A: "1" }, "a redeploy keeps env set earlier");
+      assert.equal((await store.listRevisions(project, lane.functionName)).length, 2);
+      const back = await store.setCurrentRevision(project, lane.functionName, lane.revision, at(2));
+      assert.equal(back?.currentRevision, lane.revision);
+      assert.equal(await store.setCurrentRevision(project, lane.functionName, "c".repeat(64), at(3)), null);
+      await store.close();
+    });
+  });
+}
