@@ -73,7 +73,7 @@ export class Dispatcher {
     const results = await this.store.enqueueTasks(tasks);
     for (const { task, created } of results) {
       if (!created) continue;
-      if (task.state === "queued") this.wake(laneOf(task));
+      if (task.state === "queued") this.wake(laneOf(task), true);
       else if (task.state === "delayed") this.delayTimer.arm(task.runAt);
     }
     return results;
@@ -110,30 +110,45 @@ export class Dispatcher {
     return this.store.getTask(project, id);
   }
 
-  /** A function was deployed, rolled back or changed: forget cached settings and wake its lanes. */
-  functionChanged(project: string, name: string): void {
+  /**
+   * A function was deployed, rolled back or changed: forget its cached settings and wake its lanes.
+   * `sandboxesStale` (its env or memory changed) also stops its idle sandboxes, which were started
+   * with the old values; busy ones finish their task first and are then replaced.
+   */
+  functionChanged(project: string, name: string, sandboxesStale: boolean): void {
     this.functions.delete(functionKey(project, name));
-    for (const lane of this.pool.lanesOf(project, name)) this.pool.retireIdle(lane);
+    if (sandboxesStale) for (const lane of this.pool.lanesOf(project, name)) this.pool.retireIdle(lane);
     for (const lane of this.readyLanes.values()) {
       if (lane.project === project && lane.functionName === name) this.schedulePass();
     }
   }
 
-  wake(lane: Lane): void {
+  /**
+   * Marks the lane as having work. `now` (a fresh enqueue) dispatches at once; otherwise (sandboxes
+   * freeing up) the pass waits for the end of the current I/O phase, so attempt ends that arrive
+   * together are refilled by one claim.
+   */
+  wake(lane: Lane, now = false): void {
     if (this.stopped) return;
     this.readyLanes.set(laneKey(lane), lane);
-    this.schedulePass();
+    this.schedulePass(now);
   }
 
-  private schedulePass(): void {
-    if (this.passScheduled || this.stopped) return;
+  private schedulePass(now = false): void {
+    if (this.stopped) return;
+    if (now && !this.passRunning) {
+      void this.pass();
+      return;
+    }
+    if (this.passScheduled) return;
     this.passScheduled = true;
-    // After the current I/O phase: attempt ends that arrive together are refilled by one claim.
-    setImmediate(() => void this.pass());
+    setImmediate(() => {
+      this.passScheduled = false;
+      void this.pass();
+    });
   }
 
   private async pass(): Promise<void> {
-    this.passScheduled = false;
     if (this.passRunning) {
       this.schedulePass();
       return;

@@ -3,6 +3,7 @@
  * at a time and moves through `starting → idle ⇄ busy → draining → dead`, changed only in `setState`.
  */
 import { fork, type ChildProcess } from "node:child_process";
+import { setPriority } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { Lane } from "../store/store.js";
 import {
@@ -37,6 +38,7 @@ interface PendingRun {
 
 const harnessPath = fileURLToPath(new URL("../sandbox/harness.js", import.meta.url));
 const maxStderrTail = 8192;
+const sandboxNice = 10;
 
 export class Sandbox {
   readonly id: string;
@@ -65,6 +67,9 @@ export class Sandbox {
     });
     if (this.child.pid === undefined) throw new Error("the sandbox process did not start");
     this.pid = this.child.pid;
+    // User code yields the CPU to the node: otherwise, on a small machine, every message to a sandbox
+    // lets the woken sandbox preempt the node, and dispatch slows to the pace of the scheduler.
+    setPriority(this.pid, sandboxNice);
     this.child.stdout?.resume();
     this.child.stderr?.on("data", (chunk: Buffer) => {
       this.stderrTail = (this.stderrTail + chunk.toString()).slice(-maxStderrTail);

@@ -4,10 +4,12 @@
  * starts fast.
  */
 import { spawn } from "node:child_process";
-import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { readdirSync } from "node:fs";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { format } from "node:util";
+import { getHeapStatistics } from "node:v8";
 import type { FromSandbox, HarnessConfig, SandboxFailure, ToSandbox } from "./protocol.js";
 import { TaskLog } from "./task-log.js";
 
@@ -40,13 +42,13 @@ function send(message: FromSandbox): void {
 // While a task runs, whatever it prints belongs to its log.
 for (const stream of [process.stdout, process.stderr]) {
   const write = stream.write.bind(stream) as (chunk: unknown, ...rest: unknown[]) => boolean;
-  stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+  stream.write = (chunk: unknown, ...rest: unknown[]) => {
     if (running === null) return write(chunk, ...rest);
     log.append(typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString());
     const callback = rest.find((arg) => typeof arg === "function") as (() => void) | undefined;
     callback?.();
     return true;
-  });
+  };
 }
 
 async function loadHandler(): Promise<Handler | null> {
@@ -142,8 +144,10 @@ function resultTooLarge(bytes: number): Error {
   });
 }
 
+/** Between tasks: a synchronous readdir of an (almost always) empty directory beats a thread-pool round trip. */
 async function emptyTmpDir(): Promise<void> {
-  const entries = await readdir(config.tmpDir);
+  const entries = readdirSync(config.tmpDir);
+  if (entries.length === 0) return;
   await Promise.all(
     entries.map((entry) => rm(path.join(config.tmpDir, entry), { recursive: true, force: true })),
   );
@@ -172,8 +176,25 @@ async function runTask(handler: Handler | null, message: Extract<ToSandbox, { ty
     result,
     failure,
     log: log.take(),
-    rssBytes: process.memoryUsage.rss(),
+    rssBytes: sampleRss(),
   });
+}
+
+let tasksSinceRssSample = 0;
+let lastRssBytes = 0;
+
+/**
+ * Reading the RSS costs a read of /proc; a no-op task would spend more on it than on itself. So the
+ * sample is refreshed every 16 tasks, or after every task once the heap is over half the V8 limit.
+ */
+function sampleRss(): number {
+  tasksSinceRssSample += 1;
+  const { used_heap_size, heap_size_limit } = getHeapStatistics();
+  if (tasksSinceRssSample >= 16 || used_heap_size > heap_size_limit / 2 || lastRssBytes === 0) {
+    tasksSinceRssSample = 0;
+    lastRssBytes = process.memoryUsage.rss();
+  }
+  return lastRssBytes;
 }
 
 async function main(): Promise<void> {

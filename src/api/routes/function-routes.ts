@@ -40,7 +40,7 @@ export function functionRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
           archive: request.body,
           scratchDir: context.scratchDir,
         });
-        dispatcher.functionChanged(project, name);
+        dispatcher.functionChanged(project, name, false);
         return reply.status(deployed.created ? 201 : 200).send({
           function: presentFunction(deployed.function),
           revision: presentRevision(deployed.revision, deployed.function.currentRevision),
@@ -74,7 +74,8 @@ export function functionRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
         );
         if (updated === null)
           throw new KilnError("FUNCTION_NOT_FOUND", `no function '${name}' in project '${project}'`);
-        dispatcher.functionChanged(project, name);
+        const stale = request.body.env !== undefined || request.body.memoryMb !== undefined;
+        dispatcher.functionChanged(project, name, stale);
         return presentFunction(updated);
       },
     );
@@ -103,7 +104,7 @@ export function functionRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
             `function '${name}' has no revision ${request.body.revision}`,
           );
         }
-        dispatcher.functionChanged(project, name);
+        dispatcher.functionChanged(project, name, false);
         return presentFunction(fn);
       },
     );

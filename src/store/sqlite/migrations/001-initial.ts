@@ -61,10 +61,10 @@ CREATE TABLE tasks (
 
 CREATE INDEX tasks_ready ON tasks (project, function_name, revision, priority DESC, seq) WHERE state = 'queued';
 CREATE INDEX tasks_delayed ON tasks (run_at) WHERE state = 'delayed';
-CREATE INDEX tasks_running ON tasks (state) WHERE state = 'running';
 CREATE UNIQUE INDEX tasks_idempotency ON tasks (project, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX tasks_by_project ON tasks (project, seq);
 CREATE INDEX tasks_by_function ON tasks (project, function_name, seq);
-CREATE INDEX tasks_by_state ON tasks (project, state, seq);
+-- state first: it also finds the running tasks of every project when a node recovers
+CREATE INDEX tasks_by_state ON tasks (state, project, seq);
 CREATE INDEX tasks_by_label ON tasks (project, label, seq) WHERE label IS NOT NULL;
 `;
