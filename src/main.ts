@@ -1,8 +1,10 @@
 /** Wiring: build a node's components from its configuration and start it. */
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
+import { deployFunction } from "./api/deploy-function.js";
 import { buildApi } from "./api/server.js";
 import type { Config } from "./config/config.js";
 import { Dispatcher } from "./dispatch/dispatcher.js";
@@ -10,6 +12,8 @@ import { RevisionCache } from "./runner/revision-cache.js";
 import { Runner } from "./runner/runner.js";
 import { SandboxPool } from "./runner/sandbox-pool.js";
 import { SqliteStore } from "./store/sqlite/sqlite-store.js";
+import type { Store } from "./store/store.js";
+import { packFunction } from "./client/pack-function.js";
 
 export interface RunningNode {
   url: string;
@@ -63,6 +67,8 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
   const port = typeof address === "object" && address !== null ? address.port : config.port;
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
 
+  if (config.deployExamples) await deployExamples(store, dispatcher, scratchDir);
+
   const running = dispatcher;
   return {
     url: `http://${host}:${port}`,
@@ -78,6 +84,17 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
       await store.close();
     },
   };
+}
+
+/** Deploys every function directory under `examples/` (an unchanged one keeps its revision). */
+async function deployExamples(store: Store, dispatcher: Dispatcher, scratchDir: string): Promise<void> {
+  const examplesDir = fileURLToPath(new URL("../../examples", import.meta.url));
+  const entries = await readdir(examplesDir, { withFileTypes: true });
+  for (const entry of entries.filter((candidate) => candidate.isDirectory())) {
+    const archive = await packFunction(path.join(examplesDir, entry.name));
+    await deployFunction(store, { project: "default", name: entry.name, archive, scratchDir });
+    dispatcher.functionChanged("default", entry.name, false);
+  }
 }
 
 /** The configured token, else the one kept in the data directory, else a new one written there (0600). */

@@ -2,6 +2,7 @@
 export { createClient, isTaskFinal, maxTasksPerRequest } from "./client.js";
 export type { ClientOptions, KilnClient } from "./client.js";
 export { KilnApiError } from "./kiln-api-error.js";
+export { packFunction } from "./pack-function.js";
 export { taskStates } from "./api-types.js";
 export type {
   Attempt,

@@ -5,7 +5,7 @@ import { CliError, createUsageError } from "../cli-error.js";
 import { parseCommandArgs, type Command } from "../command.js";
 import { connectClient } from "../connection.js";
 import { writeJson, writeLine, shortenDigest } from "../output.js";
-import { packFunction } from "../pack-function.js";
+import { packFunction } from "../../client/pack-function.js";
 
 const options = {
   name: { type: "string" },
