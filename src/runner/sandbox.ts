@@ -51,11 +51,13 @@ export class Sandbox {
   private pending: PendingRun | null = null;
   private stderrTail = "";
   readonly ready: Promise<void>;
+  private readonly limits: { maxResultBytes: number; maxLogBytes: number };
   readonly exited: Promise<void>;
 
   constructor(options: SandboxOptions) {
     this.id = options.id;
     this.lane = options.lane;
+    this.limits = options.harness;
     this.child = fork(harnessPath, [JSON.stringify(options.harness)], {
       cwd: options.harness.tmpDir,
       env: options.env,
@@ -150,15 +152,35 @@ export class Sandbox {
         this.pending = null;
         this.lastRssBytes = message.rssBytes;
         if (this.stateValue === "busy") this.setState("idle");
-        pending.resolve({
-          type: "done",
-          result: message.result,
-          failure: message.failure,
-          log: message.log,
-          rssBytes: message.rssBytes,
-        });
+        pending.resolve(this.bound(message));
         return;
     }
+  }
+
+  /** The harness bounds results and logs, but it shares its process with user code: check again. */
+  private bound(message: Extract<FromSandbox, { type: "done" }>): SandboxOutcome {
+    const { maxResultBytes, maxLogBytes } = this.limits;
+    const log =
+      message.log.length > maxLogBytes
+        ? `${message.log.slice(0, maxLogBytes)}\n[kiln: log truncated]\n`
+        : message.log;
+    if (message.result !== null && Buffer.byteLength(message.result) > maxResultBytes) {
+      const reason = `result is over the limit of ${maxResultBytes} bytes`;
+      return {
+        type: "done",
+        result: null,
+        failure: { kind: "handler_error", message: reason, retryable: false },
+        log,
+        rssBytes: message.rssBytes,
+      };
+    }
+    return {
+      type: "done",
+      result: message.result,
+      failure: message.failure,
+      log,
+      rssBytes: message.rssBytes,
+    };
   }
 
   private send(message: ToSandbox): void {

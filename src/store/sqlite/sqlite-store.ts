@@ -1,5 +1,6 @@
 /** The embedded `Store`: better-sqlite3 in WAL mode, with group commit for writes. */
 import Database from "better-sqlite3";
+import { KilnError } from "../../domain/errors.js";
 import type { FunctionSettings, RevisionSpec } from "../../domain/function-settings.js";
 import type { Failure, Progress, Task } from "../../domain/task.js";
 import type {
@@ -515,7 +516,9 @@ function encodeCursor(seq: number): string {
   return Buffer.from(`seq:${seq}`).toString("base64url");
 }
 
-function decodeCursor(cursor: string): number | undefined {
+function decodeCursor(cursor: string): number {
   const match = /^seq:(\d+)$/.exec(Buffer.from(cursor, "base64url").toString());
-  return match?.[1] === undefined ? undefined : Number(match[1]);
+  if (match?.[1] === undefined)
+    throw new KilnError("BAD_REQUEST", "the cursor is not one a task list returned");
+  return Number(match[1]);
 }
