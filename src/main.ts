@@ -20,6 +20,8 @@ export interface RunningNode {
   /** Set only when this start generated the admin token (it is printed once, then only kept on disk). */
   adminToken: string | null;
   isolation: string;
+  /** What the operator must know about this node, such as what its isolation level does not protect. */
+  warnings: string[];
   app: FastifyInstance;
   dispatcher: Dispatcher;
   close(): Promise<void>;
@@ -27,6 +29,10 @@ export interface RunningNode {
 
 /** The isolation this node gives sandboxes: plain processes until the sandbox backends land. */
 const isolation = "process";
+const processIsolationWarning =
+  "isolation 'process': sandboxes run as this server's user without namespaces or cgroups, so function " +
+  "code can read the data directory (database, token), use the network and allocate memory off the V8 " +
+  "heap without limit. Run only code you trust.";
 
 export async function startNode(config: Readonly<Config>): Promise<RunningNode> {
   if (!isLoopback(config.host) && config.token === null) {
@@ -74,6 +80,7 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
     url: `http://${host}:${port}`,
     adminToken: generated ? token : null,
     isolation,
+    warnings: [processIsolationWarning],
     app,
     dispatcher: running,
     async close() {

@@ -41,13 +41,20 @@ it in <data dir>/admin-token, where the other kiln commands on this machine find
     const node = await startNode(config);
     const tokenFile = path.join(config.dataDir, "admin-token");
     if (values.json) {
-      writeJson({ url: node.url, isolation: node.isolation, adminToken: node.adminToken, tokenFile });
+      writeJson({
+        url: node.url,
+        isolation: node.isolation,
+        warnings: node.warnings,
+        adminToken: node.adminToken,
+        tokenFile,
+      });
     } else {
       writeLine(`Kiln is listening on ${node.url} (isolation: ${node.isolation})`);
       if (node.adminToken !== null) {
         writeLine(`Admin token: ${node.adminToken}`);
         writeLine(`  shown once; stored in ${tokenFile}`);
       }
+      for (const warning of node.warnings) process.stderr.write(`WARNING: ${warning}\n`);
       writeLine("Press Ctrl-C to stop.");
     }
     return new Promise<number>(() => {

@@ -1,0 +1,1 @@
+export default async (payload, ctx) => ({ ok: true, attempt: ctx.attempt, payload });
