@@ -1,6 +1,7 @@
 /** Request schemas (TypeBox → JSON Schema): fastify validates with them and the OpenAPI document shows them. */
 import { Type, type Static } from "typebox";
 import { limits } from "../domain/function-settings.js";
+import { taskStates } from "../domain/task.js";
 
 const name = (what: string) =>
   Type.String({
@@ -76,20 +77,10 @@ export const TaskBatch = Type.Object(
 
 export const CreateTasksBody = Type.Union([TaskInput, TaskBatch]);
 
-const taskStateNames = [
-  "delayed",
-  "queued",
-  "running",
-  "succeeded",
-  "failed",
-  "timed_out",
-  "cancelled",
-] as const;
-
 export const TaskListQuery = Type.Object(
   {
     function: Type.Optional(name("function name")),
-    state: Type.Optional(Type.Union(taskStateNames.map((state) => Type.Literal(state)))),
+    state: Type.Optional(Type.Union(taskStates.map((state) => Type.Literal(state)))),
     label: Type.Optional(Type.String({ maxLength: 128 })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
     cursor: Type.Optional(Type.String({ maxLength: 200 })),

@@ -1,1 +1,0 @@
-export default async (payload, ctx) => ({ ok: true, attempt: ctx.attempt, payload });
