@@ -7,6 +7,7 @@ import type { FunctionSettings, RevisionSpec } from "../domain/function-settings
 import { decideNextState } from "../domain/retry-policy.js";
 import { isFinal, type Progress, type Task } from "../domain/task.js";
 import type { AttemptResult, Runner } from "../runner/runner.js";
+import type { Sandbox } from "../runner/sandbox.js";
 import { laneKey, type SandboxPool } from "../runner/sandbox-pool.js";
 import type { ClaimedTask, EnqueueResult, Lane, NewTask, Store } from "../store/store.js";
 import { DelayTimer } from "./delay-timer.js";
@@ -69,14 +70,60 @@ export class Dispatcher {
     while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
   }
 
+  /**
+   * Commits new tasks. When idle sandboxes are waiting for their lane, they are reserved first and the
+   * tasks are claimed in the same commit, so a task that can start at once costs one commit.
+   */
   async enqueue(tasks: NewTask[]): Promise<EnqueueResult[]> {
-    const results = await this.store.enqueueTasks(tasks);
+    const reserved = this.reserveSandboxes(tasks);
+    let results: EnqueueResult[];
+    if (reserved === null) {
+      results = await this.store.enqueueTasks(tasks);
+    } else {
+      const { lane, fn, key, sandboxes } = reserved;
+      let claimed: ClaimedTask[] = [];
+      try {
+        const limit = sandboxes.length;
+        ({ results, claimed } = await this.store.enqueueAndClaimTasks(tasks, {
+          lane,
+          limit,
+          now: new Date(),
+        }));
+      } finally {
+        this.runningPerFunction.set(key, (this.runningPerFunction.get(key) ?? 0) - sandboxes.length);
+        sandboxes
+          .slice(claimed.length)
+          .forEach((sandbox) => this.pool.release(sandbox, fn.settings.memoryMb));
+      }
+      claimed.forEach((task, index) => this.startAttempt(task, fn, key, sandboxes[index] as Sandbox));
+    }
     for (const { task, created } of results) {
       if (!created) continue;
       if (task.state === "queued") this.wake(laneOf(task), true);
       else if (task.state === "delayed") this.delayTimer.arm(task.runAt);
     }
     return results;
+  }
+
+  /** Takes the idle sandboxes that new tasks can start on now, counting them against `maxConcurrency`. */
+  private reserveSandboxes(tasks: NewTask[]) {
+    const first = tasks.find((task) => task.runAt <= task.createdAt);
+    if (first === undefined || this.stopped) return null;
+    const lane: Lane = { project: first.project, functionName: first.functionName, revision: first.revision };
+    const key = functionKey(lane.project, lane.functionName);
+    const fn = this.functions.get(key);
+    if (fn === undefined || fn.settings.paused || !fn.specs.has(lane.revision)) return null;
+    const running = this.runningPerFunction.get(key) ?? 0;
+    const room = fn.settings.maxConcurrency > 0 ? fn.settings.maxConcurrency - running : Infinity;
+    const sandboxes: Sandbox[] = [];
+    for (let i = 0; i < Math.min(room, tasks.length); i++) {
+      const sandbox = this.pool.takeIdle(lane);
+      if (sandbox === null) break;
+      sandboxes.push(sandbox);
+    }
+    if (sandboxes.length === 0) return null;
+    this.runningPerFunction.set(key, running + sandboxes.length);
+    return { lane, fn, key, sandboxes };
   }
 
   /** Cancels a task: a pending one at once, a running one by stopping its sandbox. */
@@ -181,7 +228,11 @@ export class Dispatcher {
     if (slots > 0) {
       const claimed = await this.store.claimTasks(lane, slots, new Date());
       drained = claimed.length < slots;
-      for (const task of claimed) this.startAttempt(task, fn, key);
+      for (const task of claimed) {
+        const sandbox = this.pool.takeIdle(task.lane);
+        if (sandbox === null) throw new Error(`no idle sandbox for claimed task ${task.id}`);
+        this.startAttempt(task, fn, key, sandbox);
+      }
     }
     // A backlog with no idle sandbox left: start more, within the concurrency room and the node's slots.
     const starting = this.pool.startingCount(lane);
@@ -192,9 +243,7 @@ export class Dispatcher {
     return drained;
   }
 
-  private startAttempt(task: ClaimedTask, fn: LaneFunction, key: string): void {
-    const sandbox = this.pool.takeIdle(task.lane);
-    if (sandbox === null) throw new Error(`no idle sandbox for claimed task ${task.id}`);
+  private startAttempt(task: ClaimedTask, fn: LaneFunction, key: string, sandbox: Sandbox): void {
     this.runningPerFunction.set(key, (this.runningPerFunction.get(key) ?? 0) + 1);
     const onProgress = (percent: number, message?: string) => {
       const progress: Progress = message === undefined ? { percent } : { percent, message };

@@ -142,6 +142,15 @@ export interface Store {
   /** Commits the tasks (all or none) before resolving: accepted means durable. */
   enqueueTasks(tasks: NewTask[]): Promise<EnqueueResult[]>;
   /**
+   * Enqueues like `enqueueTasks` and, in the same commit, claims up to `claim.limit` queued tasks of
+   * `claim.lane` as `claimTasks` would: a task that can start at once costs one commit, not two.
+   * The returned tasks show the claimed ones as `running`.
+   */
+  enqueueAndClaimTasks(
+    tasks: NewTask[],
+    claim: { lane: Lane; limit: number; now: Date },
+  ): Promise<{ results: EnqueueResult[]; claimed: ClaimedTask[] }>;
+  /**
    * Starts up to `limit` queued tasks of `lane`, highest priority first, FIFO within a priority.
    * Their start is made durable by the next commit (see the adapter); a crash before then runs them again.
    */

@@ -93,6 +93,29 @@ export function runStoreContract(adapter: string, makeStore: () => Promise<Store
       await store.close();
     });
 
+    test("enqueues and claims in one commit, the claimed tasks shown running", async () => {
+      const store = await storeWithFunction(makeStore);
+      const [older] = await store.enqueueTasks([newTask({ priority: 0 })]);
+      const urgent = newTask({ priority: 2, createdAt: at(10), runAt: at(10) });
+      const later = newTask({ createdAt: at(10), runAt: at(10) });
+      const { results, claimed } = await store.enqueueAndClaimTasks([urgent, later], {
+        lane,
+        limit: 2,
+        now: at(12),
+      });
+      assert.deepEqual(
+        claimed.map((task) => task.id),
+        [urgent.id, older!.task.id],
+      );
+      assert.deepEqual(
+        results.map((result) => result.task.state),
+        ["running", "queued"],
+      );
+      assert.equal(results[0]?.task.startLatencyMs, 2);
+      assert.equal((await store.getTask(project, later.id))?.state, "queued");
+      await store.close();
+    });
+
     test("concurrent claimers never get the same task", async () => {
       const store = await storeWithFunction(makeStore);
       await store.enqueueTasks(Array.from({ length: 200 }, () => newTask()));

@@ -195,6 +195,29 @@ export class SqliteStore implements Store {
   }
 
   enqueueTasks(tasks: NewTask[]): Promise<EnqueueResult[]> {
+    return this.commits.write(() => this.insertTasks(tasks), true);
+  }
+
+  enqueueAndClaimTasks(
+    tasks: NewTask[],
+    claim: { lane: Lane; limit: number; now: Date },
+  ): Promise<{ results: EnqueueResult[]; claimed: ClaimedTask[] }> {
+    return this.commits.write(() => {
+      const results = this.insertTasks(tasks);
+      const claimed = this.claimNow(claim.lane, claim.limit, claim.now);
+      const started = new Map(claimed.map((task) => [task.id, task]));
+      for (const { task } of results) {
+        const start = started.get(task.id);
+        if (start === undefined) continue;
+        task.state = "running";
+        task.startedAt ??= start.startedAt;
+        task.startLatencyMs ??= Math.max(0, start.startedAt.getTime() - task.runAt.getTime());
+      }
+      return { results, claimed };
+    }, true);
+  }
+
+  private insertTasks(tasks: NewTask[]): EnqueueResult[] {
     // A repeated idempotency key inserts nothing; the existing task is returned instead.
     const insert = this.sql<unknown[], TaskRow>(
       `INSERT INTO tasks (id, project, function_name, revision, state, priority, payload, label, idempotency_key,
@@ -207,29 +230,29 @@ export class SqliteStore implements Store {
     const selectByKey = this.sql<[string, string], TaskRow>(
       "SELECT * FROM tasks WHERE project = ? AND idempotency_key = ?",
     );
-    return this.commits.write(
-      () =>
-        tasks.map((task): EnqueueResult => {
-          const row = insert.get({
-            ...task,
-            state: task.runAt > task.createdAt ? "delayed" : "queued",
-            createdAt: task.createdAt.getTime(),
-            runAt: task.runAt.getTime(),
-          });
-          if (row !== undefined) return { task: toTask(row), created: true };
-          const existing = selectByKey.get(task.project, task.idempotencyKey ?? "");
-          if (existing === undefined) throw new Error(`task ${task.id} was neither inserted nor found`);
-          return { task: toTask(existing), created: false };
-        }),
-      true,
-    );
+    return tasks.map((task): EnqueueResult => {
+      const row = insert.get({
+        ...task,
+        state: task.runAt > task.createdAt ? "delayed" : "queued",
+        createdAt: task.createdAt.getTime(),
+        runAt: task.runAt.getTime(),
+      });
+      if (row !== undefined) return { task: toTask(row), created: true };
+      const existing = selectByKey.get(task.project, task.idempotencyKey ?? "");
+      if (existing === undefined) throw new Error(`task ${task.id} was neither inserted nor found`);
+      return { task: toTask(existing), created: false };
+    });
   }
 
   claimTasks(lane: Lane, limit: number, now: Date): Promise<ClaimedTask[]> {
-    // One writer (this process) and a synchronous statement: no two claims can interleave. A claim
-    // commits at once (at NORMAL, no fsync): the dispatcher already claims for all idle sandboxes of a
-    // lane in one call, and waiting for the group commit would put a turn of the event loop on the
-    // path of every task's start.
+    // A claim commits at once (at NORMAL, no fsync): the dispatcher already claims for all idle
+    // sandboxes of a lane in one call, and waiting for the group commit would put a turn of the event
+    // loop on the path of every task's start.
+    return Promise.resolve(this.claimNow(lane, limit, now));
+  }
+
+  // One writer (this process) and synchronous statements: no two claims can interleave.
+  private claimNow(lane: Lane, limit: number, now: Date): ClaimedTask[] {
     const rows = this.sql<unknown[], ClaimRow>(
       `UPDATE tasks
          SET state = 'running', attempt = attempt + 1, attempt_started_at = @now,
@@ -241,7 +264,7 @@ export class SqliteStore implements Store {
          RETURNING seq, id, payload, priority, timeout_s, attempt, charged_attempts`,
     ).all({ ...lane, limit, now: now.getTime() });
     rows.sort((a, b) => b.priority - a.priority || a.seq - b.seq);
-    const claimed = rows.map((row) => ({
+    return rows.map((row) => ({
       id: row.id,
       lane,
       payload: row.payload,
@@ -251,7 +274,6 @@ export class SqliteStore implements Store {
       chargedAttempts: row.charged_attempts,
       startedAt: now,
     }));
-    return Promise.resolve(claimed);
   }
 
   finishAttempts(ends: AttemptEnd[]): Promise<void> {
