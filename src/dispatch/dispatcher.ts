@@ -63,6 +63,7 @@ export class Dispatcher {
   stop(): void {
     this.stopped = true;
     this.delayTimer.stop();
+    this.waiters.releaseAll();
   }
 
   /** Waits until every attempt end in progress has been recorded. */

@@ -20,6 +20,11 @@ export class TaskWaiters {
     return { finished, cancel: () => wake() };
   }
 
+  /** Ends every wait now (the node is stopping): callers get the task as it is. */
+  releaseAll(): void {
+    for (const set of [...this.waiting.values()]) [...set].forEach((wake) => wake());
+  }
+
   notifyFinished(taskId: string): void {
     const set = this.waiting.get(taskId);
     if (set !== undefined) [...set].forEach((wake) => wake());
