@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { Value } from "typebox/value";
 import { KilnError } from "../domain/errors.js";
-import { defaultSettings, type FunctionSettings, type RevisionSpec } from "../domain/function-settings.js";
+import type { RevisionSpec } from "../domain/function-settings.js";
 import { digestFunctionFiles, unpackFunctionArchive } from "../runner/function-archive.js";
 import type { DeployResult, Store } from "../store/store.js";
 import { Manifest } from "./schemas.js";
@@ -29,7 +29,7 @@ export async function deployFunction(store: Store, request: DeployRequest): Prom
       digest: await digestFunctionFiles(dir),
       spec,
       archive: request.archive,
-      settings: { ...defaultSettings, ...settings } satisfies FunctionSettings,
+      settings,
       now: new Date(),
     });
   } finally {

@@ -31,8 +31,11 @@ export interface DeployInput {
   spec: RevisionSpec;
   /** The packed code (tar.gz), kept so any node can unpack the revision. */
   archive: Uint8Array;
-  /** Settings from the function's manifest; `env` is merged over the env the function already has. */
-  settings: FunctionSettings;
+  /**
+   * Settings from the function's manifest. Those it names replace the function's current ones (or the
+   * defaults, for a new function); `env` is merged over the env the function already has.
+   */
+  settings: Partial<FunctionSettings>;
   now: Date;
 }
 

@@ -2,7 +2,7 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { KilnError } from "../../domain/errors.js";
-import type { Task } from "../../domain/task.js";
+import { isFinal, type Task } from "../../domain/task.js";
 import type { FunctionRecord, NewTask } from "../../store/store.js";
 import { presentTask } from "../present.js";
 import {
@@ -150,7 +150,7 @@ export function taskRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
     app.post("/v1/projects/:project/tasks/:id/retry", { schema: { params: TaskParams } }, async (request) => {
       const { project, id } = request.params;
       const task = await requireTask(project, id);
-      const requeued = await dispatcher.retry(project, id);
+      const requeued = isFinal(task.state) ? await dispatcher.retry(project, id) : null;
       if (requeued === null || requeued.state !== "queued") {
         throw new KilnError(
           "TASK_NOT_FINISHED",

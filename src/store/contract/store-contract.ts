@@ -304,6 +304,19 @@ export function runStoreContract(adapter: string, makeStore: () => Promise<Store
       const back = await store.setCurrentRevision(project, lane.functionName, lane.revision, at(2));
       assert.equal(back?.currentRevision, lane.revision);
       assert.equal(await store.setCurrentRevision(project, lane.functionName, "c".repeat(64), at(3)), null);
+      const paused = { ...back.settings, paused: true, timeoutS: 5 };
+      await store.updateFunctionSettings(project, lane.functionName, paused, at(4));
+      const redeployed = await store.deployRevision({
+        ...input,
+        digest: "d".repeat(64),
+        settings: { timeoutS: 9 },
+      });
+      assert.equal(redeployed.function.settings.paused, true, "a setting the manifest leaves out is kept");
+      assert.equal(
+        redeployed.function.settings.timeoutS,
+        9,
+        "a setting the manifest names replaces the current one",
+      );
       await store.close();
     });
   });

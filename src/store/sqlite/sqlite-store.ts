@@ -1,7 +1,7 @@
 /** The embedded `Store`: better-sqlite3 in WAL mode, with group commit for writes. */
 import Database from "better-sqlite3";
 import { KilnError } from "../../domain/errors.js";
-import type { FunctionSettings, RevisionSpec } from "../../domain/function-settings.js";
+import { defaultSettings, type FunctionSettings, type RevisionSpec } from "../../domain/function-settings.js";
 import type { Failure, Progress, Task } from "../../domain/task.js";
 import type {
   AttemptEnd,
@@ -112,6 +112,7 @@ export class SqliteStore implements Store {
            VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
       ).run(input.project, input.name, input.digest, JSON.stringify(input.spec), input.archive.length, now);
       const settings: FunctionSettings = {
+        ...(existing?.settings ?? defaultSettings),
         ...input.settings,
         env: { ...existing?.settings.env, ...input.settings.env },
       };
