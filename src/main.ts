@@ -8,7 +8,9 @@ import { deployFunction } from "./api/deploy-function.js";
 import { buildApi } from "./api/server.js";
 import type { Config } from "./config/config.js";
 import { Dispatcher } from "./dispatch/dispatcher.js";
+import { chooseSandboxBackend } from "./runner/choose-sandbox-backend.js";
 import { RevisionCache } from "./runner/revision-cache.js";
+import type { IsolationLevel } from "./runner/sandbox-backend.js";
 import { Runner } from "./runner/runner.js";
 import { SandboxPool } from "./runner/sandbox-pool.js";
 import { SqliteStore } from "./store/sqlite/sqlite-store.js";
@@ -19,7 +21,9 @@ export interface RunningNode {
   url: string;
   /** Set only when this start generated the admin token (it is printed once, then only kept on disk). */
   adminToken: string | null;
-  isolation: string;
+  isolation: IsolationLevel;
+  /** Why this level was chosen (what the host offers or lacks). */
+  isolationReason: string;
   /** What the operator must know about this node, such as what its isolation level does not protect. */
   warnings: string[];
   app: FastifyInstance;
@@ -27,17 +31,28 @@ export interface RunningNode {
   close(): Promise<void>;
 }
 
-/** The isolation this node gives sandboxes: plain processes until the sandbox backends land. */
-const isolation = "process";
 const processIsolationWarning =
   "isolation 'process': sandboxes run as this server's user without namespaces or cgroups, so function " +
-  "code can read the data directory (database, token), use the network and allocate memory off the V8 " +
-  "heap without limit. Run only code you trust.";
+  "code can read the data directory (database, token), use the network, start processes that outlive " +
+  "its task and allocate memory off the V8 heap without limit. Run only code you trust.";
 
 export async function startNode(config: Readonly<Config>): Promise<RunningNode> {
   if (!isLoopback(config.host) && config.token === null) {
     throw new Error(
       `refusing to listen on ${config.host} without a configured token: set KILN_TOKEN (or --token), or bind 127.0.0.1`,
+    );
+  }
+  const { backend, reason } = await chooseSandboxBackend(config.isolation, {
+    tmpSizeMb: config.sandboxTmpMb,
+    pidsMax: config.sandboxPidsMax,
+    cpuCores: config.sandboxCpuCores,
+    maxPayloadBytes: config.maxPayloadBytes,
+  });
+  const isolation = backend.level;
+  if (!isLoopback(config.host) && isolation !== "strong" && !config.allowWeakIsolation) {
+    throw new Error(
+      `refusing to listen on ${config.host} with isolation '${isolation}' (${reason}): ` +
+        "use strong isolation, or pass --allow-weak-isolation to accept the risk",
     );
   }
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
@@ -52,6 +67,7 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
   // The pool and the dispatcher call each other: the pool reports idle sandboxes, the dispatcher fills them.
   let dispatcher: Dispatcher | null = null;
   const pool = new SandboxPool({
+    backend,
     dir: path.join(config.dataDir, "sandboxes"),
     maxSandboxes: config.maxWorkers,
     maxTasksPerSandbox: config.workerMaxTasks,
@@ -80,7 +96,8 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
     url: `http://${host}:${port}`,
     adminToken: generated ? token : null,
     isolation,
-    warnings: [processIsolationWarning],
+    isolationReason: reason,
+    warnings: isolation === "process" ? [processIsolationWarning] : [],
     app,
     dispatcher: running,
     async close() {

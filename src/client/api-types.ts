@@ -7,7 +7,7 @@
 /** An ISO 8601 timestamp as sent by the server, e.g. `"2025-03-01T12:00:00.000Z"`. */
 export type IsoTimestamp = string;
 
-/** Every state a task can be in; the last four are final. */
+/** Every state a task can be in; the last five are final. */
 export const taskStates = [
   "delayed",
   "queued",
@@ -15,6 +15,7 @@ export const taskStates = [
   "succeeded",
   "failed",
   "timed_out",
+  "out_of_memory",
   "cancelled",
 ] as const;
 export type TaskState = (typeof taskStates)[number];
@@ -23,7 +24,7 @@ export type TaskState = (typeof taskStates)[number];
 export type Priority = 0 | 1 | 2;
 
 /** Why an attempt did not succeed. `lost` means the node running it went away. */
-export type FailureKind = "handler_error" | "timeout" | "crashed" | "cancelled" | "lost";
+export type FailureKind = "handler_error" | "timeout" | "out_of_memory" | "crashed" | "cancelled" | "lost";
 
 export interface Failure {
   kind: FailureKind;

@@ -23,6 +23,16 @@ export interface Config {
   maxLostAttempts: number;
   /** Deploy the functions under `examples/` at start. */
   deployExamples: boolean;
+  /** `auto`: the strongest level the host offers; `strong` refuses to start without it. */
+  isolation: "auto" | "strong" | "process";
+  /** Allow a non-loopback address below `strong` isolation. */
+  allowWeakIsolation: boolean;
+  /** Size cap of each sandbox's `/tmp` (strong isolation). */
+  sandboxTmpMb: number;
+  /** Most processes in one sandbox (strong isolation). */
+  sandboxPidsMax: number;
+  /** CPU cores one sandbox may use (strong isolation). */
+  sandboxCpuCores: number;
 }
 
 export const defaultConfig: Config = {
@@ -39,6 +49,11 @@ export const defaultConfig: Config = {
   maxRequestBytes: 64 * 1024 * 1024,
   maxLostAttempts: 3,
   deployExamples: false,
+  isolation: "auto",
+  allowWeakIsolation: false,
+  sandboxTmpMb: 64,
+  sandboxPidsMax: 128,
+  sandboxCpuCores: 1,
 };
 
 const envNames: { [K in keyof Config]?: string } = {
@@ -51,6 +66,10 @@ const envNames: { [K in keyof Config]?: string } = {
   maxResultBytes: "KILN_MAX_RESULT_BYTES",
   maxLogBytes: "KILN_MAX_LOG_BYTES",
   maxLostAttempts: "KILN_MAX_LOST_ATTEMPTS",
+  isolation: "KILN_ISOLATION",
+  sandboxTmpMb: "KILN_SANDBOX_TMP_MB",
+  sandboxPidsMax: "KILN_SANDBOX_PIDS_MAX",
+  sandboxCpuCores: "KILN_SANDBOX_CPU_CORES",
 };
 
 /** Builds the configuration from defaults, then `env`, then `overrides` (flags). */
@@ -66,6 +85,9 @@ export function loadConfig(
   }
   const config = { ...defaultConfig, ...fromEnv, ...withoutUndefined(overrides) } as Config;
   config.dataDir = path.resolve(config.dataDir);
+  if (!["auto", "strong", "process"].includes(config.isolation)) {
+    throw new Error(`isolation must be auto, strong or process, got '${String(config.isolation)}'`);
+  }
   return Object.freeze(config);
 }
 

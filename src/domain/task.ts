@@ -7,6 +7,7 @@ export const taskStates = [
   "succeeded",
   "failed",
   "timed_out",
+  "out_of_memory",
   "cancelled",
 ] as const;
 export type TaskState = (typeof taskStates)[number];
@@ -15,6 +16,7 @@ export const finalTaskStates: ReadonlySet<TaskState> = new Set([
   "succeeded",
   "failed",
   "timed_out",
+  "out_of_memory",
   "cancelled",
 ]);
 
@@ -25,7 +27,7 @@ export function isFinal(state: TaskState): boolean {
 export type Priority = 0 | 1 | 2;
 
 /** Why an attempt did not succeed. `lost` means the node running it went away. */
-export type FailureKind = "handler_error" | "timeout" | "crashed" | "cancelled" | "lost";
+export type FailureKind = "handler_error" | "timeout" | "out_of_memory" | "crashed" | "cancelled" | "lost";
 
 export interface Failure {
   kind: FailureKind;
@@ -98,6 +100,8 @@ export function finalStateFor(outcome: Attempt["outcome"]): TaskState {
       return "succeeded";
     case "timeout":
       return "timed_out";
+    case "out_of_memory":
+      return "out_of_memory";
     case "cancelled":
       return "cancelled";
     case "handler_error":

@@ -1,5 +1,5 @@
 /** Function code on this node's disk, one read-only directory per revision digest, unpacked on demand. */
-import { mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Store } from "../store/store.js";
 import { unpackFunctionArchive } from "./function-archive.js";
@@ -33,12 +33,23 @@ export class RevisionCache {
     const temporary = await mkdtemp(path.join(this.dir, `.${digest.slice(0, 12)}-`));
     try {
       await unpackFunctionArchive(archive, temporary);
+      // Sandboxes run as other users: they must be able to read (never write) the code.
+      await makeReadableByAll(temporary);
       await rename(temporary, target);
     } catch (error) {
       await rm(temporary, { recursive: true, force: true });
       if (!(await exists(target))) throw error;
     }
     return target;
+  }
+}
+
+async function makeReadableByAll(dir: string): Promise<void> {
+  await chmod(dir, 0o755);
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) await makeReadableByAll(full);
+    else if (entry.isFile()) await chmod(full, ((await stat(full)).mode & 0o111) === 0 ? 0o644 : 0o755);
   }
 }
 

@@ -93,7 +93,9 @@ function classify(outcome: SandboxOutcome, stoppedFor: ActiveAttempt["stoppedFor
     return fail("timeout", "the task ran past its timeout and its sandbox was killed", log, finishedAt);
   }
   if (stoppedFor === "cancel") return fail("cancelled", "the task was cancelled", log, finishedAt);
-  if (outcome.type === "exited") return fail("crashed", outcome.reason, log, finishedAt);
+  if (outcome.type === "exited") {
+    return fail(outcome.outOfMemory ? "out_of_memory" : "crashed", outcome.reason, log, finishedAt);
+  }
   const failure = outcome.failure ?? { kind: "handler_error", message: "unknown failure", retryable: true };
   return { outcome: failure.kind, failure: sanitizeFailure(failure), result: null, log, finishedAt };
 }
@@ -101,7 +103,8 @@ function classify(outcome: SandboxOutcome, stoppedFor: ActiveAttempt["stoppedFor
 function fail(kind: Failure["kind"], message: string, log: string, finishedAt: Date): AttemptResult {
   return {
     outcome: kind,
-    failure: { kind, message, retryable: kind !== "cancelled" },
+    // Running out of memory again in the same tier is the likely end of a retry: it is not retried.
+    failure: { kind, message, retryable: kind !== "cancelled" && kind !== "out_of_memory" },
     result: null,
     log,
     finishedAt,

@@ -9,9 +9,11 @@ import path from "node:path";
 import type { FunctionSettings, RevisionSpec } from "../domain/function-settings.js";
 import type { Lane } from "../store/store.js";
 import { Sandbox } from "./sandbox.js";
+import type { SandboxBackend } from "./sandbox-backend.js";
 import type { RevisionCache } from "./revision-cache.js";
 
 export interface SandboxPoolOptions {
+  backend: SandboxBackend;
   dir: string;
   maxSandboxes: number;
   maxTasksPerSandbox: number;
@@ -46,6 +48,7 @@ export class SandboxPool {
   private readonly lanes = new Map<string, LaneSandboxes>();
   private readonly idleTimers = new Map<Sandbox, NodeJS.Timeout>();
   private alive = 0;
+  private readonly starting = new Set<Promise<void>>();
   private closed = false;
 
   constructor(private readonly options: SandboxPoolOptions) {}
@@ -96,14 +99,18 @@ export class SandboxPool {
     const entry = this.laneEntry(lane);
     entry.starting += 1;
     this.alive += 1;
-    void this.start(lane, fn, entry);
+    const starting = this.start(lane, fn, entry);
+    this.starting.add(starting);
+    void starting.finally(() => this.starting.delete(starting));
     return true;
   }
 
   /** Gives a sandbox back after a task; it is replaced instead when it should not run another. */
   release(sandbox: Sandbox, memoryMb: number): void {
     const worn =
-      sandbox.tasksRun >= this.options.maxTasksPerSandbox || sandbox.lastRssBytes > memoryMb * 1024 * 1024;
+      !sandbox.reusable ||
+      sandbox.tasksRun >= this.options.maxTasksPerSandbox ||
+      sandbox.lastRssBytes > memoryMb * 1024 * 1024;
     if (sandbox.state !== "idle" || worn || this.closed) {
       sandbox.kill();
       return;
@@ -128,6 +135,8 @@ export class SandboxPool {
 
   async close(): Promise<void> {
     this.closed = true;
+    // A sandbox still starting is killed by `start` itself once it sees the pool closed.
+    await Promise.all([...this.starting]);
     const all = [...this.lanes.values()].flatMap((entry) => [...entry.sandboxes]);
     all.forEach((sandbox) => sandbox.kill());
     await Promise.all(all.map((sandbox) => sandbox.exited));
@@ -139,34 +148,27 @@ export class SandboxPool {
     const dir = path.join(this.options.dir, id);
     let sandbox: Sandbox | null = null;
     try {
-      const codeDir = await this.options.revisions.codeDir(lane.revision);
-      const tmpDir = path.join(dir, "tmp");
-      await mkdir(tmpDir, { recursive: true });
-      sandbox = new Sandbox({
+      await mkdir(dir, { recursive: true });
+      const started = await this.options.backend.start({
         id,
-        lane,
+        runtime: fn.spec.runtime,
+        codeDir: await this.options.revisions.codeDir(lane.revision),
+        entry: fn.spec.entry,
         memoryMb: fn.settings.memoryMb,
-        env: {
-          PATH: "/usr/local/bin:/usr/bin:/bin",
-          LANG: "C.UTF-8",
-          HOME: tmpDir,
-          TMPDIR: tmpDir,
-          ...fn.settings.env,
-        },
-        harness: {
-          runtime: fn.spec.runtime,
-          codeDir,
-          entry: fn.spec.entry,
-          tmpDir,
-          ioDir: path.join(dir, "io"),
-          maxResultBytes: this.options.maxResultBytes,
-          maxLogBytes: this.options.maxLogBytes,
-        },
+        env: fn.settings.env,
+        workDir: dir,
+        maxResultBytes: this.options.maxResultBytes,
+        maxLogBytes: this.options.maxLogBytes,
       });
+      sandbox = new Sandbox(
+        { id, lane, maxResultBytes: this.options.maxResultBytes, maxLogBytes: this.options.maxLogBytes },
+        started,
+      );
       entry.sandboxes.add(sandbox);
-      await writeFile(path.join(dir, "pid"), String(sandbox.pid));
-      const started = sandbox;
-      void started.exited.then(() => this.forget(started, entry, dir));
+      if (this.closed) throw new Error("the pool closed while the sandbox started");
+      const current = sandbox;
+      void current.exited.then(() => this.forget(current, entry, dir));
+      await writeFile(path.join(dir, "pid"), String(started.child.pid));
       await sandbox.ready;
       entry.starting -= 1;
       this.release(sandbox, fn.settings.memoryMb);
@@ -227,5 +229,5 @@ export class SandboxPool {
 
 async function isHarness(pid: number): Promise<boolean> {
   const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
-  return cmdline.includes("sandbox/harness.js");
+  return cmdline.includes("harness.js");
 }

@@ -1,34 +1,23 @@
 /**
- * One sandbox: a separate OS process running the harness for one function revision. It runs one task
- * at a time and moves through `starting → idle ⇄ busy → draining → dead`, changed only in `setState`.
+ * One sandbox: a process started by a `SandboxBackend`, running the harness for one function revision.
+ * It runs one task at a time and moves through `starting → idle ⇄ busy → draining → dead`, changed only
+ * in `setState`.
  */
-import { fork, type ChildProcess } from "node:child_process";
-import { setPriority } from "node:os";
-import { fileURLToPath } from "node:url";
 import type { Lane } from "../store/store.js";
 import {
   parseFromSandbox,
   type FromSandbox,
-  type HarnessConfig,
   type SandboxFailure,
   type ToSandbox,
 } from "../sandbox/protocol.js";
+import type { SandboxProcess } from "./sandbox-backend.js";
 
 export type SandboxState = "starting" | "idle" | "busy" | "draining" | "dead";
-
-export interface SandboxOptions {
-  id: string;
-  lane: Lane;
-  harness: HarnessConfig;
-  memoryMb: number;
-  /** The whole environment the function sees: nothing of the server's leaks in. */
-  env: Record<string, string>;
-}
 
 /** How a task's run on a sandbox ended, as the sandbox saw it. */
 export type SandboxOutcome =
   | { type: "done"; result: string | null; failure: SandboxFailure | null; log: string; rssBytes: number }
-  | { type: "exited"; reason: string; log: string };
+  | { type: "exited"; reason: string; outOfMemory: boolean; log: string };
 
 interface PendingRun {
   taskId: string;
@@ -36,49 +25,40 @@ interface PendingRun {
   onProgress: (percent: number, message?: string) => void;
 }
 
-const harnessPath = fileURLToPath(new URL("../sandbox/harness.js", import.meta.url));
 const maxStderrTail = 8192;
-const sandboxNice = 10;
+const heapOutOfMemory = /JavaScript heap out of memory|Reached heap limit/;
 
 export class Sandbox {
   readonly id: string;
   readonly lane: Lane;
-  readonly pid: number;
   tasksRun = 0;
   lastRssBytes = 0;
+  /** False once a task left the sandbox in a state the next task must not inherit. */
+  reusable = true;
+  readonly ready: Promise<void>;
+  /** Resolves once the process has exited and the backend has released what it held. */
+  readonly exited: Promise<void>;
   private stateValue: SandboxState = "starting";
-  private readonly child: ChildProcess;
   private pending: PendingRun | null = null;
   private stderrTail = "";
-  readonly ready: Promise<void>;
   private readonly limits: { maxResultBytes: number; maxLogBytes: number };
-  readonly exited: Promise<void>;
 
-  constructor(options: SandboxOptions) {
+  constructor(
+    options: { id: string; lane: Lane; maxResultBytes: number; maxLogBytes: number },
+    private readonly process: SandboxProcess,
+  ) {
     this.id = options.id;
     this.lane = options.lane;
-    this.limits = options.harness;
-    this.child = fork(harnessPath, [JSON.stringify(options.harness)], {
-      cwd: options.harness.tmpDir,
-      env: options.env,
-      execArgv: [`--max-old-space-size=${options.memoryMb}`],
-      stdio: ["ignore", "pipe", "pipe", "ipc"],
-      serialization: "json",
-      // Its own process group, so a kill reaches every process the function started.
-      detached: true,
-    });
-    if (this.child.pid === undefined) throw new Error("the sandbox process did not start");
-    this.pid = this.child.pid;
-    // User code yields the CPU to the node: otherwise, on a small machine, every message to a sandbox
-    // lets the woken sandbox preempt the node, and dispatch slows to the pace of the scheduler.
-    setPriority(this.pid, sandboxNice);
-    this.child.stdout?.resume();
-    this.child.stderr?.on("data", (chunk: Buffer) => {
+    this.limits = options;
+    const { child } = process;
+    child.stdout?.resume();
+    child.stderr?.on("data", (chunk: Buffer) => {
       this.stderrTail = (this.stderrTail + chunk.toString()).slice(-maxStderrTail);
     });
-    this.exited = new Promise((resolve) => this.child.once("exit", () => resolve()));
+    let exitedResolve: () => void = () => {};
+    this.exited = new Promise((resolve) => (exitedResolve = resolve));
     this.ready = new Promise<void>((resolve, reject) => {
-      this.child.on("message", (raw) => {
+      child.on("message", (raw) => {
         const message = parseFromSandbox(raw);
         if (message?.type === "ready" && this.stateValue === "starting") {
           this.setState("idle");
@@ -87,12 +67,22 @@ export class Sandbox {
           this.receive(message);
         }
       });
-      this.child.once("exit", (code, signal) => {
-        const reason = this.describeExit(code, signal);
+      child.once("exit", (code, signal) => {
         this.setState("dead");
-        reject(new Error(reason));
-        this.pending?.resolve({ type: "exited", reason, log: this.stderrTail });
-        this.pending = null;
+        // The cgroup's OOM counter (or V8's own message) says whether memory ended it, not the exit code.
+        void process
+          .wasOutOfMemory()
+          .catch(() => false)
+          .then((cgroupOom) => {
+            const outOfMemory = cgroupOom || heapOutOfMemory.test(this.stderrTail);
+            const reason = this.describeExit(code, signal, outOfMemory);
+            reject(new Error(reason));
+            this.pending?.resolve({ type: "exited", reason, outOfMemory, log: this.stderrTail });
+            this.pending = null;
+            return process.dispose();
+          })
+          .catch(() => {})
+          .finally(exitedResolve);
       });
     });
     this.ready.catch(() => {}); // a failed start is reported to whoever awaits `ready`
@@ -121,24 +111,10 @@ export class Sandbox {
     this.send({ type: "abort", taskId, reason });
   }
 
-  /** After the running task (if any) ends, the sandbox is not used again. */
-  drain(): void {
-    if (this.stateValue === "idle") this.kill();
-    else if (this.stateValue === "busy" || this.stateValue === "starting") this.setState("draining");
-  }
-
-  /** Kills the sandbox's whole process group at once; `exited` resolves when it is gone. */
+  /** Kills every process of the sandbox at once; `exited` resolves when it is gone. */
   kill(): void {
     if (this.stateValue !== "dead") this.setState("draining");
-    try {
-      process.kill(-this.pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-
-  get stderr(): string {
-    return this.stderrTail;
+    this.process.kill();
   }
 
   private receive(message: FromSandbox): void {
@@ -151,6 +127,7 @@ export class Sandbox {
       case "done":
         this.pending = null;
         this.lastRssBytes = message.rssBytes;
+        this.reusable &&= message.reusable;
         if (this.stateValue === "busy") this.setState("idle");
         pending.resolve(this.bound(message));
         return;
@@ -184,7 +161,7 @@ export class Sandbox {
   }
 
   private send(message: ToSandbox): void {
-    if (this.child.connected) this.child.send(message);
+    if (this.process.child.connected) this.process.child.send(message);
   }
 
   private setState(next: SandboxState): void {
@@ -192,10 +169,8 @@ export class Sandbox {
     this.stateValue = next;
   }
 
-  private describeExit(code: number | null, signal: NodeJS.Signals | null): string {
-    if (/JavaScript heap out of memory|Reached heap limit/.test(this.stderrTail)) {
-      return "the sandbox ran out of memory (JavaScript heap)";
-    }
+  private describeExit(code: number | null, signal: NodeJS.Signals | null, outOfMemory: boolean): string {
+    if (outOfMemory) return "the sandbox ran out of memory and was killed";
     const loadFailure = /kiln: the function failed to load: (.*)/.exec(this.stderrTail);
     if (loadFailure?.[1] !== undefined) return `the function failed to load: ${loadFailure[1]}`;
     return signal !== null

@@ -4,7 +4,7 @@
  * starts fast.
  */
 import { spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { readdirSync, statfsSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -144,6 +144,25 @@ function resultTooLarge(bytes: number): Error {
   });
 }
 
+/**
+ * Processes a task started (even ones that called setsid) must not outlive it. In its own pid namespace,
+ * kill(-1) reaches every process the harness may signal there but itself: exactly the task's leftovers.
+ */
+function killLeftoverProcesses(): void {
+  try {
+    process.kill(-1, "SIGKILL");
+  } catch {
+    // ESRCH: nothing was left
+  }
+}
+
+/** Space a deleted file still holds through a descriptor the task left open does not come back. */
+function isTmpReclaimed(): boolean {
+  if (!config.privateTmpfs) return true;
+  const { blocks, bfree, bsize } = statfsSync(config.tmpDir);
+  return (blocks - bfree) * bsize <= 1024 * 1024;
+}
+
 /** Between tasks: a synchronous readdir of an (almost always) empty directory beats a thread-pool round trip. */
 async function emptyTmpDir(): Promise<void> {
   const entries = readdirSync(config.tmpDir);
@@ -169,6 +188,7 @@ async function runTask(handler: Handler | null, message: Extract<ToSandbox, { ty
     failure = toFailure(error);
   }
   running = null;
+  if (config.ownPidNamespace) killLeftoverProcesses();
   await emptyTmpDir();
   send({
     type: "done",
@@ -177,6 +197,7 @@ async function runTask(handler: Handler | null, message: Extract<ToSandbox, { ty
     failure,
     log: log.take(),
     rssBytes: sampleRss(),
+    reusable: isTmpReclaimed(),
   });
 }
 

@@ -20,6 +20,10 @@ export interface HarnessConfig {
   ioDir: string;
   maxResultBytes: number;
   maxLogBytes: number;
+  /** The sandbox is its own pid namespace: after each task, every process but the harness is killed. */
+  ownPidNamespace: boolean;
+  /** `tmpDir` is a file system of its own (a tmpfs): after each task, it must be back to empty. */
+  privateTmpfs: boolean;
 }
 
 export type ToSandbox =
@@ -37,6 +41,8 @@ export type FromSandbox =
       failure: SandboxFailure | null;
       log: string;
       rssBytes: number;
+      /** False when the task left the sandbox dirty (say, an open file holding /tmp space): replace it. */
+      reusable: boolean;
     };
 
 /** Validates a message from a sandbox; null when it is not one. */
@@ -55,10 +61,11 @@ export function parseFromSandbox(value: unknown): FromSandbox | null {
         ...(typeof message.message === "string" ? { message: message.message.slice(0, 1000) } : {}),
       };
     case "done": {
-      const { taskId, result, failure, log, rssBytes } = message;
+      const { taskId, result, failure, log, rssBytes, reusable } = message;
       if (typeof taskId !== "string" || typeof log !== "string" || typeof rssBytes !== "number") return null;
       if (result !== null && typeof result !== "string") return null;
-      return { type: "done", taskId, result, failure: parseFailure(failure), log, rssBytes };
+      const clean = reusable === true;
+      return { type: "done", taskId, result, failure: parseFailure(failure), log, rssBytes, reusable: clean };
     }
     default:
       return null;

@@ -1,6 +1,7 @@
 /** `kiln serve`: runs a Kiln node in this process until SIGINT or SIGTERM. */
 import path from "node:path";
 import { loadConfig } from "../../config/config.js";
+import { createUsageError } from "../cli-error.js";
 import { parseCommandArgs, type Command } from "../command.js";
 import { writeJson, writeLine } from "../output.js";
 import { parseIntegerFlag } from "../parse-integer-flag.js";
@@ -10,6 +11,8 @@ const options = {
   port: { type: "string" },
   "max-workers": { type: "string" },
   examples: { type: "boolean" },
+  isolation: { type: "string" },
+  "allow-weak-isolation": { type: "boolean" },
 } as const;
 
 export const serveCommand: Command = {
@@ -25,6 +28,10 @@ it in <data dir>/admin-token, where the other kiln commands on this machine find
   --data-dir D      database, token and code (env KILN_DATA_DIR; default ./.kiln)
   --max-workers N   tasks this node runs at once (env KILN_MAX_WORKERS; default 16)
   --examples        deploy the functions under examples/ at start
+  --isolation L     auto (default: the strongest the host offers), strong (refuse to start without it)
+                    or process (development only) (env KILN_ISOLATION)
+  --allow-weak-isolation
+                    allow a non-loopback --host below strong isolation
   --token T         use this admin token instead of a generated one (env KILN_TOKEN)`,
 
   async run(args) {
@@ -36,6 +43,8 @@ it in <data dir>/admin-token, where the other kiln commands on this machine find
       maxWorkers: parseIntegerFlag("serve", "max-workers", values["max-workers"], { min: 1 }),
       token: values.token,
       deployExamples: values.examples,
+      isolation: parseIsolation(values.isolation),
+      allowWeakIsolation: values["allow-weak-isolation"],
     });
     const { startNode } = await import("../../main.js");
     const node = await startNode(config);
@@ -49,7 +58,7 @@ it in <data dir>/admin-token, where the other kiln commands on this machine find
         tokenFile,
       });
     } else {
-      writeLine(`Kiln is listening on ${node.url} (isolation: ${node.isolation})`);
+      writeLine(`Kiln is listening on ${node.url} (isolation: ${node.isolation} — ${node.isolationReason})`);
       if (node.adminToken !== null) {
         writeLine(`Admin token: ${node.adminToken}`);
         writeLine(`  shown once; stored in ${tokenFile}`);
@@ -77,3 +86,8 @@ it in <data dir>/admin-token, where the other kiln commands on this machine find
     });
   },
 };
+
+function parseIsolation(value: string | undefined): "auto" | "strong" | "process" | undefined {
+  if (value === undefined || value === "auto" || value === "strong" || value === "process") return value;
+  throw createUsageError(`--isolation must be auto, strong or process, got '${value}'`);
+}

@@ -23,7 +23,7 @@ export const tasksCommand: Command = {
 Lists the project's tasks, newest first.
 
   --function F   only tasks of this function
-  --state S      delayed, queued, running, succeeded, failed, timed_out or cancelled
+  --state S      delayed, queued, running, succeeded, failed, timed_out, out_of_memory or cancelled
   --label L      only tasks with this label
   --limit N      at most N tasks, 1..1000 (default 100)
   --cursor C     the next page, as printed at the end of the previous one`,

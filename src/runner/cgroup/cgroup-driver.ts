@@ -16,6 +16,11 @@ export interface CgroupLimits {
 export interface Cgroup {
   readonly name: string;
   /**
+   * The `cgroup.procs` files a process writes its own pid into to join every hierarchy of this cgroup:
+   * a wrapper does that just before it execs the sandbox, so nothing runs outside the limits.
+   */
+  readonly procsFiles: readonly string[];
+  /**
    * Moves a process into this cgroup (all controllers). Only that process moves: children it already
    * has stay where they are, and memory it already uses stays charged to its old cgroup. So add a
    * sandbox before it starts its work (ideally before it execs).

@@ -184,6 +184,11 @@ export class CgroupV1 implements Cgroup {
     this.killMethod = dirs.unified === undefined ? "freezer" : "cgroup.kill";
   }
 
+  get procsFiles(): readonly string[] {
+    const order = [this.dirs.unified, this.dirs.freezer, this.dirs.pids, this.dirs.memory, this.dirs.cpu];
+    return order.filter((dir) => dir !== undefined).map((dir) => join(dir, "cgroup.procs"));
+  }
+
   async addProcess(pid: number): Promise<void> {
     // Kill switches first: if a later move fails, killAll still reaches the process.
     const order = [this.dirs.unified, this.dirs.freezer, this.dirs.pids, this.dirs.memory, this.dirs.cpu];

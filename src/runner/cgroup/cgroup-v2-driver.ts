@@ -121,6 +121,10 @@ export class CgroupV2 implements Cgroup {
     private readonly pollIntervalMs: number,
   ) {}
 
+  get procsFiles(): readonly string[] {
+    return [join(this.dir, "cgroup.procs")];
+  }
+
   async addProcess(pid: number): Promise<void> {
     await this.fs.writeText(join(this.dir, "cgroup.procs"), String(pid));
   }

@@ -407,7 +407,7 @@ export class SqliteStore implements Store {
         `UPDATE tasks
            SET state = 'queued', run_at = @now, finished_at = NULL, result = NULL, failure = NULL,
                progress = NULL, charged_attempts = 0, lost_attempts = 0
-           WHERE project = @project AND id = @id AND state IN ('succeeded', 'failed', 'timed_out', 'cancelled')`,
+           WHERE project = @project AND id = @id AND state IN ('succeeded', 'failed', 'timed_out', 'out_of_memory', 'cancelled')`,
       ).run({ project, id, now: now.getTime() });
       return this.selectTask(project, id);
     }, true);

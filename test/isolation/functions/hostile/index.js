@@ -1,0 +1,116 @@
+/**
+ * A function that tries to do harm, one way per `payload.action`; the isolation suite checks that every
+ * attempt is denied or contained. It reports what it saw instead of throwing, where it survives.
+ */
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+
+const outcome = (fn) => {
+  try {
+    fn();
+    return "allowed";
+  } catch (error) {
+    return error.code ?? error.message;
+  }
+};
+
+const connect = (host, port) =>
+  new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    socket.setTimeout(2000, () => {
+      socket.destroy();
+      resolve("timeout");
+    });
+    socket.on("connect", () => {
+      socket.destroy();
+      resolve("connected");
+    });
+    socket.on("error", (error) => resolve(error.code));
+  });
+
+export default async function hostile(payload) {
+  switch (payload.action) {
+    case "ping":
+      return "pong";
+    case "buffers": {
+      const hold = [];
+      for (let i = 0; i < 1024; i++) hold.push(Buffer.alloc(1024 * 1024, 1));
+      return hold.length;
+    }
+    case "heap": {
+      const hold = [];
+      for (;;) hold.push(new Array(100_000).fill({ grow: hold.length }));
+    }
+    case "loop":
+      for (;;);
+    case "fork-bomb": {
+      let started = 0;
+      let refused = 0;
+      for (let i = 0; i < 500; i++) {
+        try {
+          const child = spawn("/bin/sleep", ["30"], { stdio: "ignore" });
+          child.on("error", () => (refused += 1));
+          started += 1;
+        } catch {
+          refused += 1;
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      return { started, refused };
+    }
+    case "setsid-children": {
+      for (let i = 0; i < 3; i++) spawn("/bin/sleep", ["1000"], { detached: true, stdio: "ignore" }).unref();
+      spawn("/bin/sh", ["-c", "setsid sh -c 'sleep 1000 & sleep 1000' &"], { stdio: "ignore" }).unref();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return "spawned";
+    }
+    case "list-processes":
+      return fs
+        .readdirSync("/proc")
+        .filter((entry) => /^\d+$/.test(entry))
+        .map((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim());
+    case "read":
+      return Object.fromEntries(payload.paths.map((file) => [file, outcome(() => fs.readFileSync(file))]));
+    case "write":
+      return Object.fromEntries(
+        payload.paths.map((file) => [file, outcome(() => fs.writeFileSync(file, "x"))]),
+      );
+    case "connect":
+      return Object.fromEntries(
+        await Promise.all(
+          payload.targets.map(async ({ host, port }) => [`${host}:${port}`, await connect(host, port)]),
+        ),
+      );
+    case "fill-tmp": {
+      const chunk = Buffer.alloc(1024 * 1024, 7);
+      let written = 0;
+      const result = outcome(() => {
+        const fd = fs.openSync("/tmp/fill", "w");
+        for (let i = 0; i < payload.mb; i++) {
+          fs.writeSync(fd, chunk);
+          written += 1;
+        }
+        fs.closeSync(fd);
+      });
+      return { result, writtenMb: written };
+    }
+    case "status": {
+      const status = fs.readFileSync("/proc/self/status", "utf8");
+      const field = (name) =>
+        status
+          .split("\n")
+          .find((line) => line.startsWith(`${name}:`))
+          ?.split(/\s+/)
+          .slice(1);
+      return { uid: field("Uid"), capEff: field("CapEff")?.[0], noNewPrivs: field("NoNewPrivs")?.[0] };
+    }
+    case "write-tmp":
+      fs.writeFileSync("/tmp/left-behind", "secret of the previous task");
+      return fs.readdirSync("/tmp");
+    case "list-tmp":
+      return fs.readdirSync("/tmp");
+    default:
+      throw new Error(`unknown action ${payload.action}`);
+  }
+}
