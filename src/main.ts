@@ -70,26 +70,37 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
     backend,
     dir: path.join(config.dataDir, "sandboxes"),
     maxSandboxes: config.maxWorkers,
+    memoryBudgetMb: config.memoryBudgetMb,
+    longShare: config.longPoolShare,
     maxTasksPerSandbox: config.workerMaxTasks,
     idleMs: config.workerIdleMs,
     maxResultBytes: config.maxResultBytes,
     maxLogBytes: config.maxLogBytes,
     revisions: new RevisionCache(path.join(config.dataDir, "revisions"), store),
     onIdle: (lane) => dispatcher?.wake(lane),
+    onRoomFreed: () => dispatcher?.roomFreed(),
     onStartFailed: (lane, reason) => void dispatcher?.failStart(lane, reason),
   });
-  dispatcher = new Dispatcher({ store, pool, runner, maxLostAttempts: config.maxLostAttempts });
+  dispatcher = new Dispatcher({
+    store,
+    pool,
+    runner,
+    maxLostAttempts: config.maxLostAttempts,
+    memoryTiersMb: config.memoryTiersMb,
+    longTaskThresholdS: config.longTaskThresholdS,
+  });
   await dispatcher.start();
 
   const scratchDir = path.join(config.dataDir, "scratch");
   await mkdir(scratchDir, { recursive: true });
-  const app = await buildApi({ store, dispatcher, config, token, isolation, scratchDir });
+  const sandboxUsage = () => pool.usage;
+  const app = await buildApi({ store, dispatcher, config, token, isolation, sandboxUsage, scratchDir });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === "object" && address !== null ? address.port : config.port;
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
 
-  if (config.deployExamples) await deployExamples(store, dispatcher, scratchDir);
+  if (config.deployExamples) await deployExamples(store, dispatcher, scratchDir, config.memoryTiersMb);
 
   const running = dispatcher;
   return {
@@ -111,12 +122,23 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
 }
 
 /** Deploys every function directory under `examples/` (an unchanged one keeps its revision). */
-async function deployExamples(store: Store, dispatcher: Dispatcher, scratchDir: string): Promise<void> {
+async function deployExamples(
+  store: Store,
+  dispatcher: Dispatcher,
+  scratchDir: string,
+  memoryTiersMb: readonly number[],
+): Promise<void> {
   const examplesDir = fileURLToPath(new URL("../../examples", import.meta.url));
   const entries = await readdir(examplesDir, { withFileTypes: true });
   for (const entry of entries.filter((candidate) => candidate.isDirectory())) {
     const archive = await packFunction(path.join(examplesDir, entry.name));
-    await deployFunction(store, { project: "default", name: entry.name, archive, scratchDir });
+    await deployFunction(store, {
+      project: "default",
+      name: entry.name,
+      archive,
+      scratchDir,
+      memoryTiersMb,
+    });
     dispatcher.functionChanged("default", entry.name, false);
   }
 }

@@ -5,6 +5,7 @@ import { Value } from "typebox/value";
 import { KilnError } from "../domain/errors.js";
 import type { RevisionSpec } from "../domain/function-settings.js";
 import { digestFunctionFiles, unpackFunctionArchive } from "../runner/function-archive.js";
+import { tierFor } from "../runner/memory-tiers.js";
 import type { DeployResult, Store } from "../store/store.js";
 import { Manifest } from "./schemas.js";
 
@@ -14,6 +15,8 @@ export interface DeployRequest {
   archive: Uint8Array;
   /** Where to unpack the archive while it is checked. */
   scratchDir: string;
+  /** The node's memory tiers: `memoryMb` must fit in one. */
+  memoryTiersMb: readonly number[];
 }
 
 export async function deployFunction(store: Store, request: DeployRequest): Promise<DeployResult> {
@@ -21,6 +24,12 @@ export async function deployFunction(store: Store, request: DeployRequest): Prom
   try {
     await unpackFunctionArchive(request.archive, dir);
     const manifest = await readManifest(dir);
+    if (manifest.memoryMb !== undefined && tierFor(manifest.memoryMb, request.memoryTiersMb) === null) {
+      throw new KilnError(
+        "INVALID_FUNCTION_CONFIG",
+        aboveLargestTier(manifest.memoryMb, request.memoryTiersMb),
+      );
+    }
     const spec = await resolveSpec(dir, manifest);
     const { name: _name, runtime: _runtime, entry: _entry, ...settings } = manifest;
     return await store.deployRevision({
@@ -35,6 +44,10 @@ export async function deployFunction(store: Store, request: DeployRequest): Prom
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+export function aboveLargestTier(memoryMb: number, tiersMb: readonly number[]): string {
+  return `memoryMb ${memoryMb} is above the largest memory tier of this node (${Math.max(...tiersMb)} MB)`;
 }
 
 async function readManifest(dir: string): Promise<Manifest> {

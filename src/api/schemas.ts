@@ -32,6 +32,8 @@ const settingsProperties = {
     Type.Record(Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }), Type.String({ maxLength: 32_768 })),
   ),
   paused: Type.Optional(Type.Boolean()),
+  minWarm: Type.Optional(Type.Integer({ minimum: limits.minWarm.min, maximum: limits.minWarm.max })),
+  singleUse: Type.Optional(Type.Boolean()),
 };
 
 /** `kiln.json` at the root of a function's directory. */

@@ -18,6 +18,8 @@ export interface ApiOptions {
   token: string;
   /** What `/healthz` reports as the isolation level in force. */
   isolation: string;
+  /** What `/healthz` reports of the node's sandboxes. */
+  sandboxUsage: () => { sandboxes: number; reservedMb: number; reservedLongMb: number };
   /** Where deploys unpack archives while they are checked. */
   scratchDir: string;
   logger?: boolean;
@@ -58,7 +60,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
   });
 
-  app.get("/healthz", { schema: { hide: true } }, () => ({ status: "ok", isolation: options.isolation }));
+  app.get("/healthz", { schema: { hide: true } }, () => ({
+    status: "ok",
+    isolation: options.isolation,
+    sandboxes: { ...options.sandboxUsage(), memoryBudgetMb: options.config.memoryBudgetMb },
+  }));
   app.get("/openapi.json", { schema: { hide: true } }, () => app.swagger());
   await app.register(functionRoutes(context));
   await app.register(taskRoutes(context));

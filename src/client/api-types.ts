@@ -124,6 +124,10 @@ export interface KilnFunction {
   backoff: Backoff;
   envKeys: string[];
   paused: boolean;
+  /** Sandboxes kept started for the current revision even when idle. */
+  minWarm: number;
+  /** A fresh sandbox for every task. */
+  singleUse: boolean;
   createdAt: IsoTimestamp;
   updatedAt: IsoTimestamp;
 }
@@ -137,6 +141,8 @@ export interface FunctionPatch {
   backoff?: Backoff;
   env?: Record<string, string>;
   paused?: boolean;
+  minWarm?: number;
+  singleUse?: boolean;
 }
 
 /** One immutable upload of a function's code. */

@@ -1,4 +1,5 @@
 /** Node configuration: one schema, defaults < environment (KILN_*) < flags, frozen. */
+import os from "node:os";
 import path from "node:path";
 
 export interface Config {
@@ -33,6 +34,14 @@ export interface Config {
   sandboxPidsMax: number;
   /** CPU cores one sandbox may use (strong isolation). */
   sandboxCpuCores: number;
+  /** Memory all sandboxes of this node may reserve together (each reserves its tier). */
+  memoryBudgetMb: number;
+  /** The memory tiers (pools); a function runs in the smallest that holds its `memoryMb`. */
+  memoryTiersMb: number[];
+  /** Functions whose timeout is longer run in the `long` pool... */
+  longTaskThresholdS: number;
+  /** ...which may hold this share of the memory budget, so long tasks cannot starve short ones. */
+  longPoolShare: number;
 }
 
 export const defaultConfig: Config = {
@@ -54,6 +63,10 @@ export const defaultConfig: Config = {
   sandboxTmpMb: 64,
   sandboxPidsMax: 128,
   sandboxCpuCores: 1,
+  memoryBudgetMb: Math.floor((os.totalmem() / 1024 / 1024) * 0.75),
+  memoryTiersMb: [128, 256, 512, 1024, 2048],
+  longTaskThresholdS: 300,
+  longPoolShare: 0.5,
 };
 
 const envNames: { [K in keyof Config]?: string } = {
@@ -70,6 +83,11 @@ const envNames: { [K in keyof Config]?: string } = {
   sandboxTmpMb: "KILN_SANDBOX_TMP_MB",
   sandboxPidsMax: "KILN_SANDBOX_PIDS_MAX",
   sandboxCpuCores: "KILN_SANDBOX_CPU_CORES",
+  memoryBudgetMb: "KILN_MEMORY_BUDGET_MB",
+  memoryTiersMb: "KILN_MEMORY_TIERS_MB",
+  longTaskThresholdS: "KILN_LONG_TASK_THRESHOLD_S",
+  longPoolShare: "KILN_LONG_POOL_SHARE",
+  workerIdleMs: "KILN_SANDBOX_IDLE_MS",
 };
 
 /** Builds the configuration from defaults, then `env`, then `overrides` (flags). */
@@ -81,7 +99,12 @@ export function loadConfig(
   for (const [key, name] of Object.entries(envNames) as [keyof Config, string][]) {
     const raw = env[name];
     if (raw === undefined || raw === "") continue;
-    fromEnv[key] = typeof defaultConfig[key] === "number" ? parseNumber(name, raw) : raw;
+    const kind = defaultConfig[key];
+    fromEnv[key] = Array.isArray(kind)
+      ? raw.split(",").map((part) => parseNumber(name, part.trim()))
+      : typeof kind === "number"
+        ? parseNumber(name, raw)
+        : raw;
   }
   const config = { ...defaultConfig, ...fromEnv, ...withoutUndefined(overrides) } as Config;
   config.dataDir = path.resolve(config.dataDir);

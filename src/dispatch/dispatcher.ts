@@ -8,7 +8,8 @@ import { decideNextState } from "../domain/retry-policy.js";
 import { isFinal, type Progress, type Task } from "../domain/task.js";
 import type { AttemptResult, Runner } from "../runner/runner.js";
 import type { Sandbox } from "../runner/sandbox.js";
-import { laneKey, type SandboxPool } from "../runner/sandbox-pool.js";
+import { tierFor } from "../runner/memory-tiers.js";
+import { laneKey, type LaneConfig, type SandboxPool } from "../runner/sandbox-pool.js";
 import type { ClaimedTask, EnqueueResult, Lane, NewTask, Store } from "../store/store.js";
 import { DelayTimer } from "./delay-timer.js";
 import { TaskWaiters } from "./task-waiters.js";
@@ -18,6 +19,10 @@ export interface DispatcherOptions {
   pool: SandboxPool;
   runner: Runner;
   maxLostAttempts: number;
+  /** The memory tiers sandboxes are sized to. */
+  memoryTiersMb: readonly number[];
+  /** Functions with a longer timeout than this run in the long pool. */
+  longTaskThresholdS: number;
   /** Sandboxes a lane may be starting at once while it has a backlog. */
   maxStartingPerLane?: number;
 }
@@ -57,6 +62,29 @@ export class Dispatcher {
     await this.store.recoverInterruptedTasks(new Date(), this.options.maxLostAttempts);
     await this.releaseDueTasks();
     for (const lane of await this.store.listReadyLanes()) this.wake(lane);
+    for (const fn of await this.store.listWarmFunctions()) await this.keepWarm(fn.project, fn.name);
+  }
+
+  /** A sandbox exited somewhere: lanes that were waiting for room may grow now. */
+  roomFreed(): void {
+    if (this.readyLanes.size > 0) this.schedulePass();
+  }
+
+  /** Starts the sandboxes a function asks to keep warm for its current revision. */
+  private async keepWarm(project: string, name: string): Promise<void> {
+    const record = await this.store.getFunction(project, name);
+    if (record === null || record.settings.minWarm === 0 || this.stopped) return;
+    const lane: Lane = { project, functionName: name, revision: record.currentRevision };
+    const fn = await this.laneFunction(lane);
+    const spec = fn?.specs.get(lane.revision);
+    if (fn !== null && spec !== undefined) this.pool.keepWarm(lane, this.laneConfig(fn, spec));
+  }
+
+  /** The tier and pool a function's sandboxes go to. */
+  private laneConfig(fn: LaneFunction, spec: RevisionSpec): LaneConfig {
+    const { memoryTiersMb, longTaskThresholdS } = this.options;
+    const tierMb = tierFor(fn.settings.memoryMb, memoryTiersMb) ?? Math.max(...memoryTiersMb);
+    return { spec, settings: fn.settings, tierMb, long: fn.settings.timeoutS > longTaskThresholdS };
   }
 
   /** Stops taking new tasks; running ones are left to the pool's shutdown (they will be `lost`). */
@@ -92,9 +120,7 @@ export class Dispatcher {
         }));
       } finally {
         this.runningPerFunction.set(key, (this.runningPerFunction.get(key) ?? 0) - sandboxes.length);
-        sandboxes
-          .slice(claimed.length)
-          .forEach((sandbox) => this.pool.release(sandbox, fn.settings.memoryMb));
+        sandboxes.slice(claimed.length).forEach((sandbox) => this.pool.release(sandbox));
       }
       claimed.forEach((task, index) => this.startAttempt(task, fn, key, sandboxes[index] as Sandbox));
     }
@@ -166,6 +192,9 @@ export class Dispatcher {
   functionChanged(project: string, name: string, sandboxesStale: boolean): void {
     this.functions.delete(functionKey(project, name));
     if (sandboxesStale) for (const lane of this.pool.lanesOf(project, name)) this.pool.retireIdle(lane);
+    void this.keepWarm(project, name).catch((error: unknown) =>
+      console.error("kiln: keeping warm failed", error),
+    );
     for (const lane of this.readyLanes.values()) {
       if (lane.project === project && lane.functionName === name) this.schedulePass();
     }
@@ -239,7 +268,7 @@ export class Dispatcher {
     const starting = this.pool.startingCount(lane);
     const wanted = Math.min(room - slots - starting, (this.options.maxStartingPerLane ?? 2) - starting);
     if (!drained && this.pool.idleCount(lane) === 0 && wanted > 0) {
-      this.pool.grow(lane, { spec, settings: fn.settings });
+      this.pool.grow(lane, this.laneConfig(fn, spec));
     }
     return drained;
   }
@@ -256,7 +285,7 @@ export class Dispatcher {
         // A node shutting down kills its sandboxes: those attempts are `lost` (recovered at the next start), not failed.
         if (this.stopped) return;
         this.runningPerFunction.set(key, (this.runningPerFunction.get(key) ?? 1) - 1);
-        this.pool.release(sandbox, fn.settings.memoryMb);
+        this.pool.release(sandbox);
         return this.finishAttempt(task, fn.settings, result);
       })
       .catch((error: unknown) => console.error(`kiln: recording the end of task ${task.id} failed`, error))

@@ -20,10 +20,15 @@ export interface FunctionSettings {
   backoff: Backoff;
   env: Record<string, string>;
   paused: boolean;
+  /** Sandboxes kept started for the current revision even when idle: the answer to cold starts. */
+  minWarm: number;
+  /** A fresh sandbox for every task (still started ahead of time), for code that must never share one. */
+  singleUse: boolean;
 }
 
 export const limits = {
   memoryMb: { min: 64, max: 4096 },
+  minWarm: { min: 0, max: 64 },
   timeoutS: { min: 1, max: 3600 },
   retries: { min: 0, max: 10 },
   delayS: { min: 0, max: 7 * 24 * 3600 },
@@ -38,4 +43,6 @@ export const defaultSettings: FunctionSettings = {
   backoff: defaultBackoff,
   env: {},
   paused: false,
+  minWarm: 0,
+  singleUse: false,
 };

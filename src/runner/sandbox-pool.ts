@@ -1,7 +1,10 @@
 /**
- * Warm sandboxes per lane (function revision), within the node's slot budget. Sandboxes start off the
- * dispatch path; a lane reuses only its own; a sandbox is replaced after `maxTasksPerSandbox` tasks,
- * above its memory ceiling or after a crash, and stopped after `idleMs` without work.
+ * Warm sandboxes per lane (function revision), within the node's memory budget and sandbox count.
+ * Sandboxes start off the dispatch path and each reserves its memory tier while it lives, so the pools
+ * never overcommit the node; sandboxes of long-running functions may hold only a share of the budget,
+ * so they cannot starve short ones. A lane reuses only its own sandboxes (or none: single-use); a
+ * sandbox is replaced after `maxTasksPerSandbox` tasks, above its tier, after a crash or a dirty task,
+ * and stopped after `idleMs` without work unless its function keeps `minWarm` ready.
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -16,6 +19,10 @@ export interface SandboxPoolOptions {
   backend: SandboxBackend;
   dir: string;
   maxSandboxes: number;
+  /** Memory all sandboxes of this node may reserve together. */
+  memoryBudgetMb: number;
+  /** The share of the budget sandboxes of long-running functions may reserve (0..1). */
+  longShare: number;
   maxTasksPerSandbox: number;
   idleMs: number;
   maxResultBytes: number;
@@ -23,18 +30,25 @@ export interface SandboxPoolOptions {
   revisions: RevisionCache;
   /** A sandbox of `lane` became idle: it can take a task. */
   onIdle: (lane: Lane) => void;
+  /** A sandbox exited and gave back its reservation: lanes waiting for room may grow now. */
+  onRoomFreed: () => void;
   /** A sandbox of `lane` failed to start; `reason` says why (for example the function's import failed). */
   onStartFailed: (lane: Lane, reason: string) => void;
 }
 
-/** What a lane's sandboxes are started with: its revision's spec and its function's settings. */
+/** What a lane's sandboxes are started with. */
 export interface LaneConfig {
   spec: RevisionSpec;
   settings: FunctionSettings;
+  /** The memory tier the sandboxes reserve (and are limited to). */
+  tierMb: number;
+  /** The function's tasks may run long: its sandboxes count against the long share. */
+  long: boolean;
 }
 
 interface LaneSandboxes {
   lane: Lane;
+  config: LaneConfig;
   sandboxes: Set<Sandbox>;
   idle: Sandbox[];
   starting: number;
@@ -47,8 +61,10 @@ export function laneKey(lane: Lane): string {
 export class SandboxPool {
   private readonly lanes = new Map<string, LaneSandboxes>();
   private readonly idleTimers = new Map<Sandbox, NodeJS.Timeout>();
-  private alive = 0;
   private readonly starting = new Set<Promise<void>>();
+  private count = 0;
+  private reservedMb = 0;
+  private reservedLongMb = 0;
   private closed = false;
 
   constructor(private readonly options: SandboxPoolOptions) {}
@@ -59,7 +75,7 @@ export class SandboxPool {
     for (const entry of entries) {
       const dir = path.join(this.options.dir, entry);
       const pid = Number(await readFile(path.join(dir, "pid"), "utf8").catch(() => "NaN"));
-      if (Number.isInteger(pid) && pid > 0 && (await isHarness(pid))) {
+      if (Number.isInteger(pid) && pid > 0 && (await isSandbox(pid))) {
         try {
           process.kill(-pid, "SIGKILL");
         } catch {
@@ -70,8 +86,9 @@ export class SandboxPool {
     }
   }
 
-  get size(): number {
-    return this.alive;
+  /** Sandboxes alive or starting, and the memory they reserve. */
+  get usage(): { sandboxes: number; reservedMb: number; reservedLongMb: number } {
+    return { sandboxes: this.count, reservedMb: this.reservedMb, reservedLongMb: this.reservedLongMb };
   }
 
   idleCount(lane: Lane): number {
@@ -92,32 +109,52 @@ export class SandboxPool {
     return sandbox;
   }
 
-  /** Starts one more sandbox for the lane if a slot is free or an idle sandbox of another lane can go. */
-  grow(lane: Lane, fn: LaneConfig): boolean {
+  /**
+   * Starts one more sandbox for the lane if the node has room for its tier — making room by stopping
+   * an idle sandbox of another lane if needed (the room comes back when it has exited: `onRoomFreed`).
+   */
+  grow(lane: Lane, config: LaneConfig): boolean {
     if (this.closed) return false;
-    if (this.alive >= this.options.maxSandboxes && !this.evictIdleElsewhere(lane)) return false;
-    const entry = this.laneEntry(lane);
+    const entry = this.laneEntry(lane, config);
+    if (!this.hasRoom(config)) {
+      this.stopIdleElsewhere(lane);
+      return false;
+    }
+    this.reserve(config, 1);
     entry.starting += 1;
-    this.alive += 1;
-    const starting = this.start(lane, fn, entry);
+    const starting = this.start(entry);
     this.starting.add(starting);
     void starting.finally(() => this.starting.delete(starting));
     return true;
   }
 
+  /** Starts sandboxes until the lane has `minWarm` (a function that asked to be kept warm). */
+  keepWarm(lane: Lane, config: LaneConfig): void {
+    const entry = this.laneEntry(lane, config);
+    while (entry.sandboxes.size + entry.starting < config.settings.minWarm && this.grow(lane, config));
+  }
+
   /** Gives a sandbox back after a task; it is replaced instead when it should not run another. */
-  release(sandbox: Sandbox, memoryMb: number): void {
-    const worn =
-      !sandbox.reusable ||
-      sandbox.tasksRun >= this.options.maxTasksPerSandbox ||
-      sandbox.lastRssBytes > memoryMb * 1024 * 1024;
-    if (sandbox.state !== "idle" || worn || this.closed) {
+  release(sandbox: Sandbox): void {
+    const entry = this.lanes.get(laneKey(sandbox.lane));
+    if (entry === undefined || this.closed) {
       sandbox.kill();
       return;
     }
-    const entry = this.laneEntry(sandbox.lane);
+    const { settings, tierMb } = entry.config;
+    const worn =
+      settings.singleUse ||
+      !sandbox.reusable ||
+      sandbox.tasksRun >= this.options.maxTasksPerSandbox ||
+      sandbox.lastRssBytes > tierMb * 1024 * 1024;
+    if (sandbox.state !== "idle" || worn) {
+      sandbox.kill();
+      // A single-use function still finds its next sandbox started ahead of time.
+      if (settings.singleUse) this.grow(sandbox.lane, entry.config);
+      return;
+    }
     entry.idle.push(sandbox);
-    this.idleTimers.set(sandbox, setTimeout(() => this.retire(sandbox), this.options.idleMs).unref());
+    this.idleTimers.set(sandbox, setTimeout(() => this.retireIfCold(sandbox), this.options.idleMs).unref());
     this.options.onIdle(sandbox.lane);
   }
 
@@ -128,7 +165,7 @@ export class SandboxPool {
       .filter((lane) => lane.project === project && lane.functionName === functionName);
   }
 
-  /** Stops every sandbox of a lane that is not running a task (after a redeploy or settings change). */
+  /** Stops every sandbox of a lane that is not running a task (its function's settings changed). */
   retireIdle(lane: Lane): void {
     for (const sandbox of [...(this.lanes.get(laneKey(lane))?.idle ?? [])]) this.retire(sandbox);
   }
@@ -143,7 +180,20 @@ export class SandboxPool {
     this.idleTimers.forEach((timer) => clearTimeout(timer));
   }
 
-  private async start(lane: Lane, fn: LaneConfig, entry: LaneSandboxes): Promise<void> {
+  private hasRoom(config: LaneConfig): boolean {
+    const { maxSandboxes, memoryBudgetMb, longShare } = this.options;
+    if (this.count >= maxSandboxes || this.reservedMb + config.tierMb > memoryBudgetMb) return false;
+    return !config.long || this.reservedLongMb + config.tierMb <= memoryBudgetMb * longShare;
+  }
+
+  private reserve(config: LaneConfig, sign: 1 | -1): void {
+    this.count += sign;
+    this.reservedMb += sign * config.tierMb;
+    if (config.long) this.reservedLongMb += sign * config.tierMb;
+  }
+
+  private async start(entry: LaneSandboxes): Promise<void> {
+    const { lane, config } = entry;
     const id = `${lane.functionName}-${randomBytes(4).toString("hex")}`;
     const dir = path.join(this.options.dir, id);
     let sandbox: Sandbox | null = null;
@@ -151,11 +201,11 @@ export class SandboxPool {
       await mkdir(dir, { recursive: true });
       const started = await this.options.backend.start({
         id,
-        runtime: fn.spec.runtime,
+        runtime: config.spec.runtime,
         codeDir: await this.options.revisions.codeDir(lane.revision),
-        entry: fn.spec.entry,
-        memoryMb: fn.settings.memoryMb,
-        env: fn.settings.env,
+        entry: config.spec.entry,
+        memoryMb: config.tierMb,
+        env: config.settings.env,
         workDir: dir,
         maxResultBytes: this.options.maxResultBytes,
         maxLogBytes: this.options.maxLogBytes,
@@ -165,17 +215,17 @@ export class SandboxPool {
         started,
       );
       entry.sandboxes.add(sandbox);
-      if (this.closed) throw new Error("the pool closed while the sandbox started");
       const current = sandbox;
-      void current.exited.then(() => this.forget(current, entry, dir));
+      void current.exited.then(() => this.forget(current, entry, dir, config));
+      if (this.closed) throw new Error("the pool closed while the sandbox started");
       await writeFile(path.join(dir, "pid"), String(started.child.pid));
       await sandbox.ready;
       entry.starting -= 1;
-      this.release(sandbox, fn.settings.memoryMb);
+      this.release(sandbox);
     } catch (error) {
       entry.starting -= 1;
       if (sandbox === null) {
-        this.alive -= 1;
+        this.reserve(config, -1);
         await rm(dir, { recursive: true, force: true });
       } else {
         sandbox.kill();
@@ -185,49 +235,63 @@ export class SandboxPool {
     }
   }
 
-  private forget(sandbox: Sandbox, entry: LaneSandboxes, dir: string): void {
+  /** The sandbox has exited: it gives back the reservation it was started with. */
+  private forget(sandbox: Sandbox, entry: LaneSandboxes, dir: string, config: LaneConfig): void {
     entry.sandboxes.delete(sandbox);
     entry.idle = entry.idle.filter((other) => other !== sandbox);
     clearTimeout(this.idleTimers.get(sandbox));
     this.idleTimers.delete(sandbox);
-    this.alive -= 1;
+    this.reserve(config, -1);
     void rm(dir, { recursive: true, force: true });
+    if (!this.closed) this.options.onRoomFreed();
+  }
+
+  /** The idle timer fired: stop the sandbox unless its function keeps that many warm. */
+  private retireIfCold(sandbox: Sandbox): void {
+    const entry = this.lanes.get(laneKey(sandbox.lane));
+    if (entry !== undefined && entry.sandboxes.size <= entry.config.settings.minWarm) {
+      this.idleTimers.set(sandbox, setTimeout(() => this.retireIfCold(sandbox), this.options.idleMs).unref());
+      return;
+    }
+    this.retire(sandbox);
   }
 
   private retire(sandbox: Sandbox): void {
     const entry = this.lanes.get(laneKey(sandbox.lane));
     if (entry !== undefined) entry.idle = entry.idle.filter((other) => other !== sandbox);
+    clearTimeout(this.idleTimers.get(sandbox));
+    this.idleTimers.delete(sandbox);
     sandbox.kill();
   }
 
-  /** Frees a slot by stopping the longest-idle sandbox of another lane. */
-  private evictIdleElsewhere(lane: Lane): boolean {
+  /** Makes room by stopping the longest-idle sandbox of another lane that is not kept warm. */
+  private stopIdleElsewhere(lane: Lane): void {
     const key = laneKey(lane);
     for (const [otherKey, entry] of this.lanes) {
-      const victim = otherKey === key ? undefined : entry.idle[0];
+      if (otherKey === key || entry.sandboxes.size <= entry.config.settings.minWarm) continue;
+      const victim = entry.idle[0];
       if (victim !== undefined) {
         this.retire(victim);
-        // The victim's slot is counted free now; its process is already being killed.
-        this.alive -= 1;
-        victim.exited.then(() => (this.alive += 1)).catch(() => {});
-        return true;
+        return;
       }
     }
-    return false;
   }
 
-  private laneEntry(lane: Lane): LaneSandboxes {
+  private laneEntry(lane: Lane, config: LaneConfig): LaneSandboxes {
     const key = laneKey(lane);
     let entry = this.lanes.get(key);
     if (entry === undefined) {
-      entry = { lane, sandboxes: new Set(), idle: [], starting: 0 };
+      entry = { lane, config, sandboxes: new Set(), idle: [], starting: 0 };
       this.lanes.set(key, entry);
     }
+    // Sandboxes started from now on use the newest settings (those running keep what they started with).
+    entry.config = config;
     return entry;
   }
 }
 
-async function isHarness(pid: number): Promise<boolean> {
+/** A pid file may outlive its process: only kill it if it is still one of ours. */
+async function isSandbox(pid: number): Promise<boolean> {
   const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
   return cmdline.includes("harness.js");
 }

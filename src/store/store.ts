@@ -126,6 +126,8 @@ export interface Store {
   deployRevision(input: DeployInput): Promise<DeployResult>;
   getFunction(project: string, name: string): Promise<FunctionRecord | null>;
   listFunctions(project: string): Promise<FunctionRecord[]>;
+  /** Functions of every project that ask for warm sandboxes (`minWarm` > 0), for a node starting up. */
+  listWarmFunctions(): Promise<FunctionRecord[]>;
   updateFunctionSettings(
     project: string,
     name: string,

@@ -2,13 +2,14 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { KilnError } from "../../domain/errors.js";
 import type { FunctionRecord } from "../../store/store.js";
-import { deployFunction } from "../deploy-function.js";
+import { tierFor } from "../../runner/memory-tiers.js";
+import { aboveLargestTier, deployFunction } from "../deploy-function.js";
 import { presentFunction, presentRevision } from "../present.js";
 import { FunctionParams, FunctionPatch, ProjectParams, RollbackBody } from "../schemas.js";
 import type { ApiContext } from "../server.js";
 
 export function functionRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
-  const { store, dispatcher } = context;
+  const { store, dispatcher, config } = context;
 
   async function requireFunction(project: string, name: string): Promise<FunctionRecord> {
     await context.requireProject(project);
@@ -39,6 +40,7 @@ export function functionRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
           name,
           archive: request.body,
           scratchDir: context.scratchDir,
+          memoryTiersMb: config.memoryTiersMb,
         });
         dispatcher.functionChanged(project, name, false);
         return reply.status(deployed.created ? 201 : 200).send({
@@ -66,6 +68,10 @@ export function functionRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
       async (request) => {
         const { project, name } = request.params;
         const fn = await requireFunction(project, name);
+        const { memoryMb } = request.body;
+        if (memoryMb !== undefined && tierFor(memoryMb, config.memoryTiersMb) === null) {
+          throw new KilnError("BAD_REQUEST", aboveLargestTier(memoryMb, config.memoryTiersMb));
+        }
         const updated = await store.updateFunctionSettings(
           project,
           name,

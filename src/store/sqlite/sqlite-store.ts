@@ -147,6 +147,13 @@ export class SqliteStore implements Store {
     return Promise.resolve(rows.map(toFunctionRecord));
   }
 
+  listWarmFunctions(): Promise<FunctionRecord[]> {
+    const rows = this.sql<[], FunctionRow>(
+      `${selectFunctionSql} WHERE json_extract(f.settings, '$.minWarm') > 0 ORDER BY f.project, f.name`,
+    ).all();
+    return Promise.resolve(rows.map(toFunctionRecord));
+  }
+
   updateFunctionSettings(
     project: string,
     name: string,
@@ -511,7 +518,8 @@ function toFunctionRecord(row: FunctionRow): FunctionRecord {
     name: row.name,
     currentRevision: row.current_revision,
     spec: JSON.parse(row.spec) as RevisionSpec,
-    settings: JSON.parse(row.settings) as FunctionSettings,
+    // Settings written before a setting existed take its default.
+    settings: { ...defaultSettings, ...(JSON.parse(row.settings) as Partial<FunctionSettings>) },
     createdAt: new Date(row.created_at),
     updatedAt: new Date(row.updated_at),
   };
