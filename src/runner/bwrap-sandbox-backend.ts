@@ -102,7 +102,17 @@ export class BwrapSandboxBackend implements SandboxBackend {
     let disposed = false;
     return {
       child,
-      kill: () => void cgroup.killAll().catch(() => process.kill(-pid, "SIGKILL")),
+      kill: () => {
+        if (disposed) return;
+        void cgroup.killAll().catch(() => {
+          // The cgroup could not be emptied: kill what the process group still holds.
+          try {
+            process.kill(-pid, "SIGKILL");
+          } catch {
+            // already gone
+          }
+        });
+      },
       wasOutOfMemory: async () => (await cgroup.readOomKills()) > 0,
       dispose: async () => {
         if (disposed) return;
