@@ -27,7 +27,7 @@ export interface SandboxPoolOptions {
   idleMs: number;
   maxResultBytes: number;
   maxLogBytes: number;
-  revisions: RevisionCache;
+  revisions: Pick<RevisionCache, "codeDir">;
   /** A sandbox of `lane` became idle: it can take a task. */
   onIdle: (lane: Lane) => void;
   /** A sandbox exited and gave back its reservation: lanes waiting for room may grow now. */
@@ -143,7 +143,7 @@ export class SandboxPool {
     }
     const { settings, tierMb } = entry.config;
     const worn =
-      settings.singleUse ||
+      (settings.singleUse && sandbox.tasksRun > 0) ||
       !sandbox.reusable ||
       sandbox.tasksRun >= this.options.maxTasksPerSandbox ||
       sandbox.lastRssBytes > tierMb * 1024 * 1024;
