@@ -1,29 +1,20 @@
 /** Cancelling tasks through the API: a running one (its sandbox must go) and a delayed one. */
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { deployTestFunction } from "./deploy-test-function.js";
 import { startKilnServer, type KilnServer } from "./kiln-server.js";
-import { waitForPidFile, waitForProcessGone } from "./sandbox-process.js";
+import { describeSandbox, waitForSandboxGone, waitForSandboxIdentity } from "./sandbox-process.js";
 
 /** Every hook and test of the suite is bounded on its own. */
 const step = { timeout: 60_000 };
 
 describe("cancel", { timeout: 120_000 }, () => {
   let server: KilnServer;
-  let pidDir: string;
   before(async () => {
-    pidDir = await mkdtemp(path.join(tmpdir(), "kiln-e2e-pids-"));
     server = await startKilnServer();
     await deployTestFunction(server.client, "pid-then-sleep");
-    await server.client.updateFunction("pid-then-sleep", { env: { PID_DIR: pidDir } });
   }, step);
-  after(async () => {
-    await server?.stop();
-    await rm(pidDir, { recursive: true, force: true });
-  }, step);
+  after(() => server?.stop(), step);
 
   test(
     "a running task that is cancelled ends cancelled within seconds and its sandbox process is gone",
@@ -31,7 +22,7 @@ describe("cancel", { timeout: 120_000 }, () => {
     async (t) => {
       const { client } = server;
       const task = await client.createTask({ function: "pid-then-sleep", payload: { sleepMs: 30_000 } });
-      const pid = await waitForPidFile(pidDir, task.id, 30_000);
+      const sandbox = await waitForSandboxIdentity(client, task.id, 30_000);
       assert.equal((await client.getTask(task.id)).state, "running");
 
       const cancelStartedMs = Date.now();
@@ -46,7 +37,8 @@ describe("cancel", { timeout: 120_000 }, () => {
       assert.equal(stored.attempts.length, 1);
       assert.equal(stored.attempts[0]?.outcome, "cancelled");
       assert.notEqual(stored.finishedAt, null);
-      await waitForProcessGone(pid, 2_000);
+      const goneAfterMs = await waitForSandboxGone(sandbox, 2_000);
+      t.diagnostic(`sandbox ${describeSandbox(sandbox)} gone ${goneAfterMs} ms after the task ended`);
     },
   );
 

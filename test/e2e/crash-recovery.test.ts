@@ -1,15 +1,21 @@
 /** A `kill -9` of the server in the middle of a large batch, and the restart on the same data directory. */
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Task, TaskInput } from "../../src/client/index.js";
 import { deployTestFunction } from "./deploy-test-function.js";
-import { listProcessesUsing, readProcess, startKilnServer, type KilnServer } from "./kiln-server.js";
+import { listProcessesUsing, startKilnServer, type KilnServer } from "./kiln-server.js";
 import { pollUntil } from "./poll-until.js";
-import { waitForPidFile } from "./sandbox-process.js";
+import {
+  describeSandbox,
+  isSandboxAlive,
+  listAncestors,
+  listDescendants,
+  readHostProcess,
+  waitForSandboxGone,
+  waitForSandboxIdentity,
+  type HostProcess,
+} from "./sandbox-process.js";
 import { listAllTasks, waitUntilNoneUnfinished } from "./task-listing.js";
 
 const taskCount = 10_000;
@@ -20,19 +26,18 @@ test(
   async (t) => {
     const server = await startKilnServer();
     t.after(() => server.stop());
-    const pidDir = await mkdtemp(path.join(tmpdir(), "kiln-e2e-pids-"));
-    t.after(() => rm(pidDir, { recursive: true, force: true }));
     await deployTestFunction(server.client, "sleep-briefly");
     await deployTestFunction(server.client, "block-event-loop");
-    await server.client.updateFunction("block-event-loop", { env: { PID_DIR: pidDir } });
 
-    // A sandbox whose event loop is blocked cannot notice its server die: only the restarted server's
-    // reaping ends it before its two minutes are up.
+    // A sandbox whose event loop is blocked cannot notice its server die. Under process isolation only the
+    // restarted server's reaping ends it before its two minutes are up; under strong isolation the kernel
+    // ends it with its server (bwrap runs with --die-with-parent).
     const blocker = await server.client.createTask({
       function: "block-event-loop",
       payload: { blockMs: 120_000 },
     });
-    const blockedPid = await waitForPidFile(pidDir, blocker.id, 30_000);
+    const blockedSandbox = await waitForSandboxIdentity(server.client, blocker.id, 30_000);
+    t.diagnostic(`the blocked sandbox is ${describeSandbox(blockedSandbox)}`);
 
     // 20 ms per task keeps the sandboxes busy, so some tasks are running whenever the kill comes.
     const inputs: TaskInput[] = Array.from({ length: taskCount }, (_, n) => ({
@@ -48,32 +53,54 @@ test(
     ).tasks;
     const killedServerPid = server.pid;
     const oldSandboxes = (await listProcessesUsing(server.dataDir)).filter((p) => p.ppid === killedServerPid);
+    // Every process the server started, at any depth: under strong isolation a sandbox is a bwrap, bwrap's
+    // init in the sandbox's pid namespace, and the harness under it, as the sandbox's uid.
+    const oldProcesses = await listDescendants(killedServerPid);
+    // Under process isolation the blocked sandbox is itself the server's child; under strong isolation,
+    // the bwrap it runs under is.
+    const blockedLineage = [
+      blockedSandbox.host.pid,
+      ...(await listAncestors(blockedSandbox.host.pid)).map((p) => p.pid),
+    ];
     assert.ok(
-      oldSandboxes.some((p) => p.pid === blockedPid),
+      oldSandboxes.some((p) => blockedLineage.includes(p.pid)),
       "the blocked sandbox is not a child of the server",
     );
     await server.kill9();
-    assert.notEqual(await readProcess(blockedPid), null, "the blocked sandbox died with its server");
+    if (blockedSandbox.ownUid) {
+      const goneAfterMs = await waitForSandboxGone(blockedSandbox, 2_000);
+      t.diagnostic(`the blocked (strong) sandbox died ${goneAfterMs} ms after its server was killed`);
+    } else {
+      assert.ok(await isSandboxAlive(blockedSandbox), "the blocked sandbox died with its server");
+    }
 
     await server.restart();
     assert.notEqual(server.pid, killedServerPid);
 
-    // Only the new server and its own sandboxes may use the data directory now.
-    const listLeftovers = async () =>
-      (await listProcessesUsing(server.dataDir)).filter((p) => p.pid !== server.pid && p.ppid !== server.pid);
+    // Only the new server and its own sandboxes may use the data directory now, and no process the killed
+    // server started may be alive (a pid may have been reused: the start time tells).
+    const isNewServers = async (pid: number) =>
+      pid === server.pid || (await listAncestors(pid)).some((ancestor) => ancestor.pid === server.pid);
+    const listLeftovers = async () => {
+      const leftovers: string[] = [];
+      for (const p of await listProcessesUsing(server.dataDir)) {
+        if (!(await isNewServers(p.pid))) leftovers.push(`${p.pid} ${p.cmdline}`);
+      }
+      for (const old of oldProcesses) {
+        const now = await readHostProcess(old.pid);
+        if (now !== null && now.state !== "Z" && isSameProcess(now, old)) {
+          leftovers.push(`${now.pid} (uid ${now.uid}) ${now.cmdline}`);
+        }
+      }
+      return leftovers;
+    };
     let leftovers = await listLeftovers();
     for (const deadline = Date.now() + 5_000; leftovers.length > 0 && Date.now() < deadline;) {
       await sleep(100);
       leftovers = await listLeftovers();
     }
     assert.deepEqual(leftovers, [], "processes of the killed server are still there after the restart");
-    for (const sandbox of oldSandboxes) {
-      const now = await readProcess(sandbox.pid);
-      assert.ok(
-        now === null || now.ppid === server.pid,
-        `sandbox ${sandbox.pid} of the killed server survived: ${now?.cmdline}`,
-      );
-    }
+    assert.equal(await isSandboxAlive(blockedSandbox), false, "the blocked sandbox survived the restart");
 
     // A new server on a new port: from here on, its client.
     const { client } = server;
@@ -130,6 +157,10 @@ async function waitForSucceeded(
     },
     { timeoutMs, intervalMs: 50 },
   );
+}
+
+function isSameProcess(a: HostProcess, b: HostProcess): boolean {
+  return a.pid === b.pid && a.startTime === b.startTime;
 }
 
 function countStates(tasks: readonly Task[]): Record<string, number> {

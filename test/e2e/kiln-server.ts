@@ -1,15 +1,18 @@
 /**
  * A real Kiln server for end-to-end tests: `kiln serve` as a child process on 127.0.0.1, port 0, with a
- * fresh temporary data directory. `stop()` ends it, kills any process still using its data directory
- * and removes the directory; a graceful stop that leaves a sandbox process behind throws (a leak).
+ * fresh temporary data directory. `stop()` ends it, kills any process still using its data directory or
+ * running as a sandbox uid it gave out, and removes the directory; a graceful stop that leaves a sandbox
+ * process behind throws (a leak).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, readlink, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { createClient, type KilnClient } from "../../src/client/index.js";
+import { listProcessesByUid, type HostProcess } from "./sandbox-process.js";
 
 /** The repository root, found from this file whether it runs compiled (dist/test/e2e) or not. */
 export const repoRoot = findRepoRoot(path.dirname(fileURLToPath(import.meta.url)));
@@ -35,6 +38,20 @@ export interface ProcessInfo {
 const startTimeoutMs = 30_000;
 const stopTimeoutMs = 20_000;
 const maxLogChars = 64 * 1024;
+/**
+ * How long a stop waits for processes to end before it calls them leftovers: bwrap runs with
+ * `--die-with-parent`, so a strong sandbox may take a few ms to die after its server has exited.
+ */
+const leftoverGraceMs = 2_000;
+
+/** The uids strong isolation gives its sandboxes (from 20000 on). */
+export function isSandboxUid(uid: number): boolean {
+  return uid >= 20_000 && uid <= 29_999;
+}
+
+function processKey(p: HostProcess): string {
+  return `${p.pid}@${p.startTime}`;
+}
 
 export class KilnServer {
   url = "";
@@ -46,6 +63,10 @@ export class KilnServer {
   private child: ChildProcess | null = null;
   private exited: Promise<void> = Promise.resolve();
   private removed = false;
+  /** Every pid this server has had (a restart changes it). */
+  private readonly serverPids: number[] = [];
+  /** Processes of sandbox uids that were there before the server first started: not its own. */
+  private sandboxUidProcessesBefore = new Set<string>();
 
   private constructor(
     readonly dataDir: string,
@@ -57,6 +78,7 @@ export class KilnServer {
     const dataDir = await mkdtemp(path.join(tmpdir(), "kiln-e2e-"));
     const server = new KilnServer(dataDir, options);
     try {
+      server.sandboxUidProcessesBefore = new Set((await listProcessesByUid(isSandboxUid)).map(processKey));
       await server.spawnServer();
     } catch (error) {
       await server.stop().catch(() => {});
@@ -70,7 +92,11 @@ export class KilnServer {
     return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** `kill -9` of the server process (its sandboxes, in their own process groups, are not signalled). */
+  /**
+   * `kill -9` of the server process, and of nothing else: under process isolation its sandboxes, in their
+   * own process groups, live on; under strong isolation the kernel ends them with it (bwrap runs with
+   * `--die-with-parent`).
+   */
   async kill9(): Promise<void> {
     if (!this.running) return;
     this.child?.kill("SIGKILL");
@@ -91,7 +117,11 @@ export class KilnServer {
     if (this.removed) return;
     const wasRunning = this.running;
     await this.terminate();
-    const leftovers = await listProcessesUsing(this.dataDir);
+    let leftovers = await this.listLeftovers();
+    for (const deadline = Date.now() + leftoverGraceMs; leftovers.length > 0 && Date.now() < deadline;) {
+      await sleep(20);
+      leftovers = await this.listLeftovers();
+    }
     for (const leftover of leftovers) {
       try {
         process.kill(leftover.pid, "SIGKILL");
@@ -106,6 +136,24 @@ export class KilnServer {
         `the server stopped but left processes behind: ${leftovers.map((p) => `${p.pid} ${p.cmdline}`).join("; ")}`,
       );
     }
+  }
+
+  /**
+   * Processes using the data directory, and processes of sandbox uids that appeared since the server
+   * first started (under strong isolation a sandbox's own processes show neither the directory in their
+   * command line nor a working directory in it) — but not those another Kiln node on the host runs in
+   * its own cgroups (which it names after its pid), and not zombies.
+   */
+  private async listLeftovers(): Promise<{ pid: number; cmdline: string }[]> {
+    const leftovers: { pid: number; cmdline: string }[] = await listProcessesUsing(this.dataDir);
+    for (const p of await listProcessesByUid(isSandboxUid)) {
+      if (p.state === "Z" || this.sandboxUidProcessesBefore.has(processKey(p))) continue;
+      if (leftovers.some((other) => other.pid === p.pid)) continue;
+      const nodePid = await readCgroupNodePid(p.pid);
+      if (nodePid !== null && !this.serverPids.includes(nodePid)) continue;
+      leftovers.push({ pid: p.pid, cmdline: `(uid ${p.uid}) ${p.cmdline}` });
+    }
+    return leftovers;
   }
 
   private async terminate(): Promise<void> {
@@ -123,6 +171,7 @@ export class KilnServer {
     if (this.options.maxWorkers !== undefined) args.push("--max-workers", String(this.options.maxWorkers));
     const child = spawn(process.execPath, args, { cwd: repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
+    if (child.pid !== undefined) this.serverPids.push(child.pid);
     this.exited = new Promise((resolve) => child.once("exit", () => resolve()));
     child.stderr.setEncoding("utf8");
     child.stderr.on("data", (chunk: string) => {
@@ -198,6 +247,13 @@ export async function readProcess(pid: number): Promise<ProcessInfo | null> {
   } catch {
     return null; // gone meanwhile, or not ours to read
   }
+}
+
+/** The pid of the Kiln node whose sandbox cgroup (`kiln-<node pid>-<sandbox>`) holds the process, if any. */
+async function readCgroupNodePid(pid: number): Promise<number | null> {
+  const cgroups = await readFile(`/proc/${pid}/cgroup`, "utf8").catch(() => "");
+  const match = /\/kiln-([0-9]+)-[^/\n]+$/m.exec(cgroups);
+  return match?.[1] === undefined ? null : Number(match[1]);
 }
 
 function findRepoRoot(start: string): string {

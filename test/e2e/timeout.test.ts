@@ -1,12 +1,9 @@
 /** A task that runs past its timeout, and the sandbox it ran in. */
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { test } from "node:test";
 import { deployTestFunction } from "./deploy-test-function.js";
 import { startKilnServer } from "./kiln-server.js";
-import { waitForPidFile, waitForProcessGone } from "./sandbox-process.js";
+import { describeSandbox, waitForSandboxGone, waitForSandboxIdentity } from "./sandbox-process.js";
 
 test(
   "a task sleeping past its 1 s timeout ends timed_out within 100 ms of the deadline and its sandbox is killed",
@@ -14,11 +11,8 @@ test(
   async (t) => {
     const server = await startKilnServer();
     t.after(() => server.stop());
-    const pidDir = await mkdtemp(path.join(tmpdir(), "kiln-e2e-pids-"));
-    t.after(() => rm(pidDir, { recursive: true, force: true }));
     const { client } = server;
     await deployTestFunction(client, "pid-then-sleep");
-    await client.updateFunction("pid-then-sleep", { env: { PID_DIR: pidDir } });
 
     const task = await client.createTask({
       function: "pid-then-sleep",
@@ -26,7 +20,7 @@ test(
       timeoutS: 1,
     });
     assert.equal(task.timeoutS, 1);
-    const pid = await waitForPidFile(pidDir, task.id, 30_000);
+    const sandbox = await waitForSandboxIdentity(client, task.id, 30_000);
     const done = await client.waitForTask(task.id, { timeoutS: 30 });
 
     assert.equal(done.state, "timed_out");
@@ -39,7 +33,7 @@ test(
     assert.ok(lateMs >= 0, `the task ended ${-lateMs} ms before its timeout`);
     assert.ok(lateMs <= 100, `the task ended ${lateMs} ms after its deadline (more than 100 ms)`);
 
-    const goneAfterMs = await waitForProcessGone(pid, 2_000);
-    t.diagnostic(`sandbox ${pid} gone ${goneAfterMs} ms after the task ended`);
+    const goneAfterMs = await waitForSandboxGone(sandbox, 2_000);
+    t.diagnostic(`sandbox ${describeSandbox(sandbox)} gone ${goneAfterMs} ms after the task ended`);
   },
 );

@@ -1,24 +1,20 @@
 /**
- * On its first attempt, writes its process id to `$PID_DIR/<task id>.pid` and then blocks its sandbox's
- * event loop for `payload.blockMs`: the sandbox can then react to nothing, not even its server going
- * away, and only a kill ends it. Later attempts return at once.
+ * On its first attempt, reports its sandbox's identity as its first progress message, `{ pid, uid }` as
+ * seen from inside, and then blocks its sandbox's event loop for `payload.blockMs`: the sandbox can then
+ * react to nothing, not even its server going away, and only a kill ends it. Later attempts return at once.
  */
-import { renameSync, writeFileSync } from "node:fs";
-import path from "node:path";
 import process from "node:process";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /**
  * @param {{ blockMs: number }} payload
- * @param {{ taskId: string, attempt: number }} ctx
+ * @param {{ attempt: number, progress: (percent: number, message?: string) => void }} ctx
  */
-export default function blockEventLoop(payload, ctx) {
+export default async function blockEventLoop(payload, ctx) {
   if (ctx.attempt > 1) return { attempt: ctx.attempt };
-  const dir = process.env.PID_DIR;
-  if (dir === undefined) throw new Error("PID_DIR is not set");
-  const file = path.join(dir, `${ctx.taskId}.pid`);
-  // Written aside then renamed, so a reader never sees half a pid.
-  writeFileSync(`${file}.tmp`, String(process.pid));
-  renameSync(`${file}.tmp`, file);
+  ctx.progress(1, JSON.stringify({ pid: process.pid, uid: process.getuid?.() }));
+  // The progress message leaves over IPC (`process.send`, asynchronous): let it go before blocking.
+  await sleep(50);
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, payload.blockMs);
   return { attempt: ctx.attempt };
 }
