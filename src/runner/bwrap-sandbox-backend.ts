@@ -34,6 +34,15 @@ export interface BwrapSandboxBackendOptions {
   maxPayloadBytes: number;
 }
 
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 /** A Node installed outside /usr (nvm, /opt) is bound read-only where it is. */
 function nodeOutsideUsr(): string[] {
   if (process.execPath.startsWith("/usr/")) return [];
@@ -49,6 +58,20 @@ export class BwrapSandboxBackend implements SandboxBackend {
 
   constructor(private readonly options: BwrapSandboxBackendOptions) {
     this.freeUids = Array.from({ length: options.uidCount }, (_, i) => options.firstUid + i).reverse();
+  }
+
+  /** Cgroups are named after the node's pid: those of nodes no longer running are removed. */
+  async removeLeftovers(): Promise<number> {
+    let removed = 0;
+    for (const name of await this.options.cgroups.listNames()) {
+      const pid = Number(/^kiln-(\d+)-/.exec(name)?.[1] ?? NaN);
+      if (!Number.isInteger(pid) || pid === process.pid || isRunning(pid)) continue;
+      const cgroup = await this.options.cgroups.open(name);
+      await cgroup.killAll().catch(() => {});
+      await cgroup.remove().catch(() => {});
+      removed += 1;
+    }
+    return removed;
   }
 
   async start(spec: SandboxSpec): Promise<SandboxProcess> {

@@ -37,6 +37,8 @@ export interface SandboxProcess {
 export interface SandboxBackend {
   readonly level: IsolationLevel;
   start(spec: SandboxSpec): Promise<SandboxProcess>;
+  /** Frees what sandboxes of a node that was killed (`kill -9`) left behind; returns how many. */
+  removeLeftovers(): Promise<number>;
 }
 
 export const sandboxPath = "/usr/local/bin:/usr/bin:/bin";

@@ -71,6 +71,7 @@ export class SandboxPool {
 
   /** Kills sandboxes a previous life of this node left behind (after a `kill -9` of the server). */
   async reapOrphans(): Promise<void> {
+    await this.options.backend.removeLeftovers();
     const entries = await readdir(this.options.dir).catch(() => []);
     for (const entry of entries) {
       const dir = path.join(this.options.dir, entry);

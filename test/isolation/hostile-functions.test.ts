@@ -171,3 +171,30 @@ describe("hostile functions under strong isolation", { timeout: 180_000 }, () =>
     assert.deepEqual((await run({ action: "list-tmp" })).result, []);
   });
 });
+
+describe("a node killed with kill -9", { timeout: 120_000 }, () => {
+  test("leaves no cgroup behind once a node starts again", async (t) => {
+    const pidsParent = "/sys/fs/cgroup/pids/kiln";
+    const node = await startKilnServer();
+    t.after(() => node.stop());
+    if (
+      (await node.client.health()).isolation !== "strong" ||
+      (await readdir(pidsParent).catch(() => null)) === null
+    ) {
+      return t.skip("needs strong isolation on a cgroup v1 host");
+    }
+    await node.client.deployFunction(
+      "hostile",
+      await packFunction(path.join(repoRoot, "test", "isolation", "functions", "hostile")),
+    );
+    const task = await node.client.createTask({ function: "hostile", payload: { action: "ping" } });
+    assert.equal((await node.client.waitForTask(task.id, { timeoutS: 30 })).state, "succeeded");
+    const killedPid = node.pid;
+    const ofKilledNode = async () =>
+      (await readdir(pidsParent)).filter((name) => name.startsWith(`kiln-${killedPid}-`));
+    assert.ok((await ofKilledNode()).length > 0, "the node had a sandbox cgroup");
+    await node.kill9();
+    await node.restart();
+    assert.deepEqual(await ofKilledNode(), []);
+  });
+});

@@ -1,3 +1,5 @@
+import { readdir } from "node:fs/promises";
+
 /**
  * The cgroup port: one cgroup per sandbox, holding its memory, pids and CPU limits and the kill switch that
  * ends every process in it. `CgroupV1Driver` (hybrid hosts like Kiln's CI machines) and `CgroupV2Driver`
@@ -45,6 +47,16 @@ export interface CgroupDriver {
   readonly version: "v1" | "v2";
   /** Creates the cgroup `name` (one path component, unique among live cgroups) with these limits. */
   create(name: string, limits: CgroupLimits): Promise<Cgroup>;
+  /** The names of the cgroups under Kiln's parent, including ones a killed node left behind. */
+  listNames(): Promise<string[]>;
+  /** A handle on an existing cgroup, to kill and remove one left behind. */
+  open(name: string): Promise<Cgroup>;
+}
+
+/** The child directories of `dir` (cgroups are directories; none when `dir` does not exist yet). */
+export async function listChildDirs(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  return entries.filter((entry) => entry.isDirectory()).map((entry) => entry.name);
 }
 
 /** CFS period for CPU limits: 100 ms, the kernel's default, so a quota of 1 core = 100 000 µs. */

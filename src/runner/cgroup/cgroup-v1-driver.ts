@@ -19,6 +19,7 @@ import {
   type Cgroup,
   type CgroupDriver,
   type CgroupLimits,
+  listChildDirs,
 } from "./cgroup-driver.js";
 import {
   errorCode,
@@ -99,12 +100,18 @@ export class CgroupV1Driver implements CgroupDriver {
     return (await this.prepareParents()).killMethod;
   }
 
-  async create(name: string, limits: CgroupLimits): Promise<CgroupV1> {
+  /** From the pids hierarchy: on some hosts the memory parent differs from process to process. */
+  listNames(): Promise<string[]> {
+    return listChildDirs(this.parentDirs.pids);
+  }
+
+  async open(name: string): Promise<CgroupV1> {
     assertValidCgroupName(name);
-    const { cpuQuotaUs } = validateCgroupLimits(limits);
-    if (cpuQuotaUs !== undefined && this.parentDirs.cpu === undefined) {
-      throw new Error("cannot limit CPU: no cgroup v1 cpu hierarchy");
-    }
+    const dirs = await this.dirsFor(name);
+    return new CgroupV1(name, dirs, this.fs, this.killTimeoutMs, this.pollIntervalMs);
+  }
+
+  private async dirsFor(name: string): Promise<CgroupV1Dirs> {
     const { killMethod } = await this.prepareParents();
     const dirs: CgroupV1Dirs = {
       memory: join(this.parentDirs.memory, name),
@@ -115,6 +122,16 @@ export class CgroupV1Driver implements CgroupDriver {
     if (killMethod === "cgroup.kill" && this.unifiedParentDir !== null) {
       dirs.unified = join(this.unifiedParentDir, name);
     }
+    return dirs;
+  }
+
+  async create(name: string, limits: CgroupLimits): Promise<CgroupV1> {
+    assertValidCgroupName(name);
+    const { cpuQuotaUs } = validateCgroupLimits(limits);
+    if (cpuQuotaUs !== undefined && this.parentDirs.cpu === undefined) {
+      throw new Error("cannot limit CPU: no cgroup v1 cpu hierarchy");
+    }
+    const dirs = await this.dirsFor(name);
     const made: string[] = [];
     try {
       for (const dir of listDirs(dirs)) {

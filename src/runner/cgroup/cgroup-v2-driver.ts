@@ -11,6 +11,7 @@ import {
   type Cgroup,
   type CgroupDriver,
   type CgroupLimits,
+  listChildDirs,
 } from "./cgroup-driver.js";
 import { errorCode, kernelCgroupFs, readKeyedNumber, removeCgroupDir, type CgroupFs } from "./cgroup-fs.js";
 import { pollUntil } from "./poll-until.js";
@@ -47,6 +48,16 @@ export class CgroupV2Driver implements CgroupDriver {
     this.fs = options.fs ?? kernelCgroupFs;
     this.killTimeoutMs = options.killTimeoutMs ?? 2000;
     this.pollIntervalMs = options.pollIntervalMs ?? 2;
+  }
+
+  listNames(): Promise<string[]> {
+    return listChildDirs(this.parentDir);
+  }
+
+  open(name: string): Promise<CgroupV2> {
+    assertValidCgroupName(name);
+    const dir = join(this.parentDir, name);
+    return Promise.resolve(new CgroupV2(name, dir, this.fs, this.killTimeoutMs, this.pollIntervalMs));
   }
 
   async create(name: string, limits: CgroupLimits): Promise<CgroupV2> {
