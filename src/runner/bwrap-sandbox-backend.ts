@@ -109,7 +109,7 @@ export class BwrapSandboxBackend implements SandboxBackend {
         "-c",
         `${join} && exec "$@"`,
         "sh",
-        "bwrap",
+        "/usr/bin/bwrap",
         ...this.bwrapArgs(spec, uid),
         ...this.command(spec, harness),
       ],
