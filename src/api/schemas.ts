@@ -90,6 +90,26 @@ export const TaskListQuery = Type.Object(
   { additionalProperties: false },
 );
 
+export const InvokeQuery = Type.Object(
+  {
+    wait: Type.Optional(
+      Type.Number({ minimum: 0, maximum: 3600, description: "seconds to wait for the result" }),
+    ),
+    timeoutS: Type.Optional(Type.Integer({ minimum: limits.timeoutS.min, maximum: limits.timeoutS.max })),
+    cancelOnDisconnect: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
+export const GetTaskQuery = Type.Object(
+  {
+    wait: Type.Optional(
+      Type.Number({ minimum: 0, maximum: 60, description: "seconds to wait for a final state" }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const WaitQuery = Type.Object(
   { timeoutS: Type.Optional(Type.Number({ minimum: 0, maximum: 60 })) },
   { additionalProperties: false },

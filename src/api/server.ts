@@ -9,6 +9,7 @@ import type { Store } from "../store/store.js";
 import { registerAuth } from "./auth.js";
 import { registerErrorHandling } from "./error-handler.js";
 import { functionRoutes } from "./routes/function-routes.js";
+import { invokeRoutes } from "./routes/invoke-routes.js";
 import { taskRoutes } from "./routes/task-routes.js";
 
 export interface ApiOptions {
@@ -68,6 +69,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   app.get("/openapi.json", { schema: { hide: true } }, () => app.swagger());
   await app.register(functionRoutes(context));
   await app.register(taskRoutes(context));
+  await app.register(invokeRoutes(context));
   await app.ready();
   return app;
 }

@@ -34,6 +34,10 @@ export interface Config {
   sandboxPidsMax: number;
   /** CPU cores one sandbox may use (strong isolation). */
   sandboxCpuCores: number;
+  /** The longest a synchronous invocation may wait for its result (callers ask for less with `wait`). */
+  maxInvokeWaitS: number;
+  /** How long a synchronous invocation may wait for a sandbox before it is refused with 429. */
+  invokeAdmissionMs: number;
   /** Memory all sandboxes of this node may reserve together (each reserves its tier). */
   memoryBudgetMb: number;
   /** The memory tiers (pools); a function runs in the smallest that holds its `memoryMb`. */
@@ -63,6 +67,8 @@ export const defaultConfig: Config = {
   sandboxTmpMb: 64,
   sandboxPidsMax: 128,
   sandboxCpuCores: 1,
+  maxInvokeWaitS: 60,
+  invokeAdmissionMs: 250,
   memoryBudgetMb: Math.floor((os.totalmem() / 1024 / 1024) * 0.75),
   memoryTiersMb: [128, 256, 512, 1024, 2048],
   longTaskThresholdS: 300,
@@ -84,6 +90,8 @@ const envNames: { [K in keyof Config]?: string } = {
   sandboxPidsMax: "KILN_SANDBOX_PIDS_MAX",
   sandboxCpuCores: "KILN_SANDBOX_CPU_CORES",
   memoryBudgetMb: "KILN_MEMORY_BUDGET_MB",
+  maxInvokeWaitS: "KILN_MAX_INVOKE_WAIT_S",
+  invokeAdmissionMs: "KILN_INVOKE_ADMISSION_MS",
   memoryTiersMb: "KILN_MEMORY_TIERS_MB",
   longTaskThresholdS: "KILN_LONG_TASK_THRESHOLD_S",
   longPoolShare: "KILN_LONG_POOL_SHARE",

@@ -34,6 +34,7 @@ interface LaneFunction {
 }
 
 const functionKey = (project: string, name: string) => `${project}/${name}`;
+const oldestFirstEvery = 5;
 
 export class Dispatcher {
   private readonly store: Store;
@@ -42,8 +43,10 @@ export class Dispatcher {
   private readonly readyLanes = new Map<string, Lane>();
   private readonly functions = new Map<string, LaneFunction>();
   private readonly runningPerFunction = new Map<string, number>();
+  private readonly startsPerLane = new Map<string, number>();
   private readonly inFlight = new Set<Promise<void>>();
-  private readonly waiters = new TaskWaiters();
+  private readonly finishWaiters = new TaskWaiters();
+  private readonly startWaiters = new TaskWaiters();
   private readonly delayTimer: DelayTimer;
   private passScheduled = false;
   private passRunning = false;
@@ -91,7 +94,8 @@ export class Dispatcher {
   stop(): void {
     this.stopped = true;
     this.delayTimer.stop();
-    this.waiters.releaseAll();
+    this.finishWaiters.releaseAll();
+    this.startWaiters.releaseAll();
   }
 
   /** Waits until every attempt end in progress has been recorded. */
@@ -162,7 +166,7 @@ export class Dispatcher {
       return this.store.getTask(project, id);
     }
     const cancelled = await this.store.cancelPendingTask(project, id, new Date());
-    if (cancelled !== null && isFinal(cancelled.state)) this.waiters.notifyFinished(id);
+    if (cancelled !== null && isFinal(cancelled.state)) this.finishWaiters.notify(id);
     return cancelled;
   }
 
@@ -172,9 +176,28 @@ export class Dispatcher {
     return task;
   }
 
+  /**
+   * Admission of a synchronous invocation: resolves true once the task has started, or false when it
+   * could not start within `admissionMs` — it is then cancelled, so no work is left behind for a caller
+   * who was told to come back later.
+   */
+  async admit(project: string, id: string, admissionMs: number): Promise<boolean> {
+    const waiter = this.startWaiters.wait(id, admissionMs);
+    const task = await this.store.getTask(project, id);
+    if (task === null || (task.state !== "queued" && task.state !== "delayed")) {
+      waiter.cancel();
+      return task !== null;
+    }
+    await waiter.finished;
+    const cancelled = await this.store.cancelPendingTask(project, id, new Date());
+    if (cancelled?.state !== "cancelled") return true;
+    this.finishWaiters.notify(id);
+    return false;
+  }
+
   /** Resolves with the task once it is final, or as it is after `timeoutMs`. */
   async waitForTask(project: string, id: string, timeoutMs: number): Promise<Task | null> {
-    const waiter = this.waiters.wait(id, timeoutMs);
+    const waiter = this.finishWaiters.wait(id, timeoutMs);
     const task = await this.store.getTask(project, id);
     if (task === null || isFinal(task.state)) {
       waiter.cancel();
@@ -256,7 +279,12 @@ export class Dispatcher {
     const slots = Math.min(this.pool.idleCount(lane), room);
     let drained = false;
     if (slots > 0) {
-      const claimed = await this.store.claimTasks(lane, slots, new Date());
+      const oldest = this.oldestFirstSlots(lane, slots);
+      const now = new Date();
+      const claimed = [
+        ...(oldest > 0 ? await this.store.claimTasks(lane, oldest, now, "oldest") : []),
+        ...(slots > oldest ? await this.store.claimTasks(lane, slots - oldest, now, "priority") : []),
+      ];
       drained = claimed.length < slots;
       for (const task of claimed) {
         const sandbox = this.pool.takeIdle(task.lane);
@@ -273,8 +301,21 @@ export class Dispatcher {
     return drained;
   }
 
+  /**
+   * How many of the next `slots` starts of the lane go to its oldest tasks whatever their priority:
+   * one start in `oldestFirstEvery`. Higher classes (sync, then background) go first, but a sustained
+   * stream of them still leaves a fifth of the lane's starts to the oldest waiting task: nothing starves.
+   */
+  private oldestFirstSlots(lane: Lane, slots: number): number {
+    const key = laneKey(lane);
+    const before = this.startsPerLane.get(key) ?? 0;
+    this.startsPerLane.set(key, before + slots);
+    return Math.floor((before + slots) / oldestFirstEvery) - Math.floor(before / oldestFirstEvery);
+  }
+
   private startAttempt(task: ClaimedTask, fn: LaneFunction, key: string, sandbox: Sandbox): void {
     this.runningPerFunction.set(key, (this.runningPerFunction.get(key) ?? 0) + 1);
+    this.startWaiters.notify(task.id);
     const onProgress = (percent: number, message?: string) => {
       const progress: Progress = message === undefined ? { percent } : { percent, message };
       void this.store.updateProgress(task.id, task.attempt, progress).catch(() => {});
@@ -320,7 +361,7 @@ export class Dispatcher {
       },
     ]);
     if (next.state === "delayed") this.delayTimer.arm(next.runAt);
-    else this.waiters.notifyFinished(task.id);
+    else this.finishWaiters.notify(task.id);
     // Re-check the lane: a concurrency slot of the function just freed up.
     this.wake(task.lane);
   }

@@ -8,10 +8,10 @@ test("a waiter wakes when its task finishes, before its timeout", async (t) => {
   let woken = false;
   const wait = waiters.wait("t1", 30_000);
   void wait.finished.then(() => (woken = true));
-  waiters.notifyFinished("t2");
+  waiters.notify("t2");
   await Promise.resolve();
   assert.equal(woken, false, "another task's end does not wake it");
-  waiters.notifyFinished("t1");
+  waiters.notify("t1");
   await wait.finished;
   assert.equal(woken, true);
 });

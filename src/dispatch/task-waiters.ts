@@ -1,8 +1,8 @@
-/** Callers waiting for tasks to finish, woken by the dispatcher the moment a task's final state commits. */
+/** Callers waiting for something to happen to a task (it starts, it finishes), woken the moment it does. */
 export class TaskWaiters {
   private readonly waiting = new Map<string, Set<() => void>>();
 
-  /** Resolves when `notifyFinished(taskId)` is called or after `timeoutMs`, whichever comes first. */
+  /** Resolves when `notify(taskId)` is called or after `timeoutMs`, whichever comes first. */
   wait(taskId: string, timeoutMs: number): { finished: Promise<void>; cancel: () => void } {
     let wake: () => void = () => {};
     const finished = new Promise<void>((resolve) => {
@@ -25,7 +25,7 @@ export class TaskWaiters {
     for (const set of [...this.waiting.values()]) [...set].forEach((wake) => wake());
   }
 
-  notifyFinished(taskId: string): void {
+  notify(taskId: string): void {
     const set = this.waiting.get(taskId);
     if (set !== undefined) [...set].forEach((wake) => wake());
   }

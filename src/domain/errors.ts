@@ -15,6 +15,17 @@ export const errorCatalog = {
   ROUTE_NOT_FOUND: { status: 404, summary: "No API route matches the method and path." },
   TASK_NOT_FINISHED: { status: 409, summary: "Only a finished task can be retried." },
   TASK_ALREADY_FINISHED: { status: 409, summary: "A finished task cannot be cancelled." },
+  TOO_MANY_REQUESTS: {
+    status: 429,
+    summary:
+      "No sandbox could take a synchronous invocation within its admission budget; retry after Retry-After.",
+  },
+  FUNCTION_FAILED: {
+    status: 502,
+    summary:
+      "A synchronous invocation's function failed (error, crash, out of memory, cancel); details say how.",
+  },
+  FUNCTION_TIMED_OUT: { status: 504, summary: "A synchronous invocation's function ran past its timeout." },
   PAYLOAD_TOO_LARGE: { status: 413, summary: "A task payload is larger than the configured limit." },
   REQUEST_TOO_LARGE: { status: 413, summary: "The request body is larger than the server accepts." },
   UNSUPPORTED_MEDIA_TYPE: {

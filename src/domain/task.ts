@@ -24,7 +24,13 @@ export function isFinal(state: TaskState): boolean {
   return finalTaskStates.has(state);
 }
 
-export type Priority = 0 | 1 | 2;
+/**
+ * Higher runs first. 0 is the batch class, 1 and 2 background; 3 (`syncPriority`) is reserved for
+ * synchronous invocations, which a caller is waiting on.
+ */
+export type Priority = 0 | 1 | 2 | 3;
+
+export const syncPriority = 3;
 
 /** Why an attempt did not succeed. `lost` means the node running it went away. */
 export type FailureKind = "handler_error" | "timeout" | "out_of_memory" | "crashed" | "cancelled" | "lost";

@@ -75,6 +75,9 @@ export interface EnqueueResult {
   created: boolean;
 }
 
+/** `priority`: highest first, FIFO within a priority. `oldest`: FIFO whatever the priority. */
+export type ClaimOrder = "priority" | "oldest";
+
 export interface ClaimedTask {
   id: string;
   lane: Lane;
@@ -156,10 +159,10 @@ export interface Store {
     claim: { lane: Lane; limit: number; now: Date },
   ): Promise<{ results: EnqueueResult[]; claimed: ClaimedTask[] }>;
   /**
-   * Starts up to `limit` queued tasks of `lane`, highest priority first, FIFO within a priority.
+   * Starts up to `limit` queued tasks of `lane` in `order` (default `priority`).
    * Their start is made durable by the next commit (see the adapter); a crash before then runs them again.
    */
-  claimTasks(lane: Lane, limit: number, now: Date): Promise<ClaimedTask[]>;
+  claimTasks(lane: Lane, limit: number, now: Date, order?: ClaimOrder): Promise<ClaimedTask[]>;
   /** Records attempt ends; an end whose attempt is no longer the task's running one is ignored (fencing). */
   finishAttempts(ends: AttemptEnd[]): Promise<void>;
   /** Records a running task's progress; the latest write wins. */

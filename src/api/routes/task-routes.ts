@@ -1,17 +1,16 @@
 /** Routes that create, list, wait for, cancel and retry tasks. */
-import { randomUUID } from "node:crypto";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { KilnError } from "../../domain/errors.js";
 import { isFinal, type Task } from "../../domain/task.js";
-import type { FunctionRecord, NewTask } from "../../store/store.js";
+import { prepareTasks } from "../prepare-tasks.js";
 import { presentTask } from "../present.js";
 import {
   CreateTasksBody,
+  GetTaskQuery,
   ProjectParams,
   TaskListQuery,
   TaskParams,
   WaitQuery,
-  type TaskInput,
 } from "../schemas.js";
 import type { ApiContext } from "../server.js";
 
@@ -25,46 +24,6 @@ export function taskRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
     return task;
   }
 
-  /** Checks the whole batch before anything is written: one bad task rejects them all. */
-  async function prepareTasks(project: string, inputs: TaskInput[]): Promise<NewTask[]> {
-    const functions = new Map<string, FunctionRecord>();
-    for (const name of new Set(inputs.map((input) => input.function))) {
-      const fn = await store.getFunction(project, name);
-      if (fn === null) {
-        throw new KilnError("FUNCTION_NOT_FOUND", `no function '${name}' in project '${project}'`, {
-          details: { index: inputs.findIndex((input) => input.function === name) },
-        });
-      }
-      functions.set(name, fn);
-    }
-    const now = new Date();
-    return inputs.map((input, index): NewTask => {
-      const payload = JSON.stringify(input.payload ?? null);
-      const bytes = Buffer.byteLength(payload);
-      if (bytes > config.maxPayloadBytes) {
-        throw new KilnError(
-          "PAYLOAD_TOO_LARGE",
-          `task ${index}: the payload is ${bytes} bytes, over the limit of ${config.maxPayloadBytes}`,
-          { details: { index, bytes, limit: config.maxPayloadBytes } },
-        );
-      }
-      const fn = functions.get(input.function) as FunctionRecord;
-      return {
-        id: randomUUID(),
-        project,
-        functionName: input.function,
-        revision: fn.currentRevision,
-        priority: input.priority ?? 0,
-        payload,
-        label: input.label ?? null,
-        idempotencyKey: input.idempotencyKey ?? null,
-        timeoutS: input.timeoutS ?? fn.settings.timeoutS,
-        createdAt: now,
-        runAt: new Date(now.getTime() + Math.round((input.delayS ?? 0) * 1000)),
-      };
-    });
-  }
-
   // eslint-disable-next-line @typescript-eslint/require-await -- fastify plugins are async functions
   return async (app) => {
     app.post(
@@ -75,7 +34,9 @@ export function taskRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
         await context.requireProject(project);
         const batch = "tasks" in request.body;
         const inputs = "tasks" in request.body ? request.body.tasks : [request.body];
-        const results = await dispatcher.enqueue(await prepareTasks(project, inputs));
+        const results = await dispatcher.enqueue(
+          await prepareTasks(store, config.maxPayloadBytes, project, inputs),
+        );
         const tasks = results.map(({ task, created }) => presentTask(task, created));
         return reply.status(201).send(batch ? { tasks } : { task: tasks[0] });
       },
@@ -100,8 +61,22 @@ export function taskRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
       },
     );
 
-    app.get("/v1/projects/:project/tasks/:id", { schema: { params: TaskParams } }, async (request) =>
-      presentTask(await requireTask(request.params.project, request.params.id)),
+    app.get(
+      "/v1/projects/:project/tasks/:id",
+      {
+        schema: {
+          params: TaskParams,
+          querystring: GetTaskQuery,
+          summary: "Get a task; with `wait`, as soon as it is final (long poll, bounded)",
+        },
+      },
+      async (request) => {
+        const { project, id } = request.params;
+        const task = await requireTask(project, id);
+        if (request.query.wait === undefined) return presentTask(task);
+        const waited = await dispatcher.waitForTask(project, id, request.query.wait * 1000);
+        return presentTask(waited ?? task);
+      },
     );
 
     app.get(

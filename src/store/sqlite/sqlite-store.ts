@@ -6,6 +6,7 @@ import type { Failure, Progress, Task } from "../../domain/task.js";
 import type {
   AttemptEnd,
   ClaimedTask,
+  ClaimOrder,
   DeployInput,
   DeployResult,
   EnqueueResult,
@@ -252,15 +253,15 @@ export class SqliteStore implements Store {
     });
   }
 
-  claimTasks(lane: Lane, limit: number, now: Date): Promise<ClaimedTask[]> {
+  claimTasks(lane: Lane, limit: number, now: Date, order: ClaimOrder = "priority"): Promise<ClaimedTask[]> {
     // A claim commits at once (at NORMAL, no fsync): the dispatcher already claims for all idle
     // sandboxes of a lane in one call, and waiting for the group commit would put a turn of the event
     // loop on the path of every task's start.
-    return Promise.resolve(this.claimNow(lane, limit, now));
+    return Promise.resolve(this.claimNow(lane, limit, now, order));
   }
 
   // One writer (this process) and synchronous statements: no two claims can interleave.
-  private claimNow(lane: Lane, limit: number, now: Date): ClaimedTask[] {
+  private claimNow(lane: Lane, limit: number, now: Date, order: ClaimOrder = "priority"): ClaimedTask[] {
     const rows = this.sql<unknown[], ClaimRow>(
       `UPDATE tasks
          SET state = 'running', attempt = attempt + 1, attempt_started_at = @now,
@@ -268,10 +269,10 @@ export class SqliteStore implements Store {
          WHERE seq IN (
            SELECT seq FROM tasks
            WHERE state = 'queued' AND project = @project AND function_name = @functionName AND revision = @revision
-           ORDER BY priority DESC, seq LIMIT @limit)
+           ORDER BY ${order === "priority" ? "priority DESC, seq" : "seq"} LIMIT @limit)
          RETURNING seq, id, payload, priority, timeout_s, attempt, charged_attempts`,
     ).all({ ...lane, limit, now: now.getTime() });
-    rows.sort((a, b) => b.priority - a.priority || a.seq - b.seq);
+    rows.sort((a, b) => (order === "priority" ? b.priority - a.priority : 0) || a.seq - b.seq);
     return rows.map((row) => ({
       id: row.id,
       lane,

@@ -1,4 +1,5 @@
 import * as initial from "./001-initial.js";
+import * as oldestFirstClaims from "./002-oldest-first-claims.js";
 
 /** Applied in order; the database's `user_version` is the number of migrations applied. */
-export const migrations: readonly { up: string }[] = [initial];
+export const migrations: readonly { up: string }[] = [initial, oldestFirstClaims];
