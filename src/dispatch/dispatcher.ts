@@ -179,20 +179,32 @@ export class Dispatcher {
   /**
    * Admission of a synchronous invocation: resolves true once the task has started, or false when it
    * could not start within `admissionMs` — it is then cancelled, so no work is left behind for a caller
-   * who was told to come back later.
+   * who was told to come back later. A sandbox of its lane that is still starting (a cold start) is
+   * capacity on its way: then the task may wait up to `coldStartMs` more.
    */
-  async admit(project: string, id: string, admissionMs: number): Promise<boolean> {
-    const waiter = this.startWaiters.wait(id, admissionMs);
-    const task = await this.store.getTask(project, id);
-    if (task === null || (task.state !== "queued" && task.state !== "delayed")) {
-      waiter.cancel();
-      return task !== null;
+  async admit(project: string, id: string, admissionMs: number, coldStartMs = 2000): Promise<boolean> {
+    let budgetMs = admissionMs;
+    let extended = false;
+    for (;;) {
+      const waiter = this.startWaiters.wait(id, budgetMs);
+      const before = await this.store.getTask(project, id);
+      if (before === null || !isPending(before)) {
+        waiter.cancel();
+        return before !== null;
+      }
+      await waiter.finished;
+      const task = await this.store.getTask(project, id);
+      if (task === null || !isPending(task)) return task !== null;
+      if (!extended && this.pool.startingCount(laneOf(task)) > 0) {
+        extended = true;
+        budgetMs = coldStartMs;
+        continue;
+      }
+      const cancelled = await this.store.cancelPendingTask(project, id, new Date());
+      if (cancelled?.state !== "cancelled") return true;
+      this.finishWaiters.notify(id);
+      return false;
     }
-    await waiter.finished;
-    const cancelled = await this.store.cancelPendingTask(project, id, new Date());
-    if (cancelled?.state !== "cancelled") return true;
-    this.finishWaiters.notify(id);
-    return false;
   }
 
   /** Resolves with the task once it is final, or as it is after `timeoutMs`. */
@@ -403,6 +415,10 @@ export class Dispatcher {
     }
     return fn;
   }
+}
+
+function isPending(task: Task): boolean {
+  return task.state === "queued" || task.state === "delayed";
 }
 
 function laneOf(task: Task): Lane {

@@ -47,6 +47,7 @@ export function invokeRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
           });
         }
         if (!(await dispatcher.admit(project, task.id, Math.min(config.invokeAdmissionMs, waitMs)))) {
+          reply.header("Retry-After", "1");
           throw new KilnError(
             "TOO_MANY_REQUESTS",
             `no sandbox of '${name}' could take the invocation within ${config.invokeAdmissionMs} ms`,
