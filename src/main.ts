@@ -7,6 +7,7 @@ import type { FastifyInstance } from "fastify";
 import { deployFunction } from "./api/deploy-function.js";
 import { buildApi } from "./api/server.js";
 import type { Config } from "./config/config.js";
+import { CallbackSender } from "./dispatch/callback-sender.js";
 import { Dispatcher } from "./dispatch/dispatcher.js";
 import { chooseSandboxBackend } from "./runner/choose-sandbox-backend.js";
 import { RevisionCache } from "./runner/revision-cache.js";
@@ -81,7 +82,14 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
     onRoomFreed: () => dispatcher?.roomFreed(),
     onStartFailed: (lane, reason) => void dispatcher?.failStart(lane, reason),
   });
+  const callbacks = new CallbackSender({
+    store,
+    secret: await readOrCreateSecret(path.join(config.dataDir, "callback-secret")),
+    retryBaseMs: config.callbackRetryBaseMs,
+    maxAttempts: config.callbackMaxAttempts,
+  });
   dispatcher = new Dispatcher({
+    callbacks,
     store,
     pool,
     runner,
@@ -113,6 +121,7 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
     dispatcher: running,
     async close() {
       running.stop();
+      callbacks.stop();
       await app.close();
       await pool.close();
       await running.settle();
@@ -149,9 +158,16 @@ async function resolveToken(config: Readonly<Config>): Promise<{ token: string; 
   const file = path.join(config.dataDir, "admin-token");
   const existing = await readFile(file, "utf8").catch(() => null);
   if (existing !== null && existing.trim() !== "") return { token: existing.trim(), generated: false };
-  const token = `kiln_${randomBytes(24).toString("base64url")}`;
-  await writeFile(file, `${token}\n`, { mode: 0o600, flag: "wx" });
-  return { token, generated: true };
+  return { token: await readOrCreateSecret(file, "kiln_"), generated: true };
+}
+
+/** A secret kept in a file of the data directory (mode 0600), made on first use. */
+async function readOrCreateSecret(file: string, prefix = ""): Promise<string> {
+  const existing = await readFile(file, "utf8").catch(() => null);
+  if (existing !== null && existing.trim() !== "") return existing.trim();
+  const secret = `${prefix}${randomBytes(24).toString("base64url")}`;
+  await writeFile(file, `${secret}\n`, { mode: 0o600, flag: "wx" });
+  return secret;
 }
 
 function isLoopback(host: string): boolean {

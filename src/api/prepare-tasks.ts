@@ -46,6 +46,7 @@ export async function prepareTasks(
       timeoutS: input.timeoutS ?? fn.settings.timeoutS,
       createdAt: now,
       runAt: new Date(now.getTime() + Math.round((input.delayS ?? 0) * 1000)),
+      callbackUrl: input.callbackUrl ?? null,
     };
   });
 }

@@ -67,6 +67,13 @@ export const TaskInput = Type.Object(
     timeoutS: Type.Optional(Type.Integer({ minimum: limits.timeoutS.min, maximum: limits.timeoutS.max })),
     label: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
     idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    callbackUrl: Type.Optional(
+      Type.String({
+        pattern: "^https?://",
+        maxLength: 2048,
+        description: "Kiln POSTs the task's outcome here once it ends (signed, retried until delivered)",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

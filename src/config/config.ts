@@ -38,6 +38,10 @@ export interface Config {
   maxInvokeWaitS: number;
   /** How long a synchronous invocation may wait for a sandbox before it is refused with 429. */
   invokeAdmissionMs: number;
+  /** Delay before a failed callback delivery is retried; it doubles each retry (up to a minute). */
+  callbackRetryBaseMs: number;
+  /** Deliveries tried before a callback is given up. */
+  callbackMaxAttempts: number;
   /** Memory all sandboxes of this node may reserve together (each reserves its tier). */
   memoryBudgetMb: number;
   /** The memory tiers (pools); a function runs in the smallest that holds its `memoryMb`. */
@@ -68,6 +72,8 @@ export const defaultConfig: Config = {
   sandboxPidsMax: 128,
   sandboxCpuCores: 1,
   maxInvokeWaitS: 60,
+  callbackRetryBaseMs: 1000,
+  callbackMaxAttempts: 15,
   invokeAdmissionMs: 250,
   memoryBudgetMb: Math.floor((os.totalmem() / 1024 / 1024) * 0.75),
   memoryTiersMb: [128, 256, 512, 1024, 2048],
@@ -91,6 +97,8 @@ const envNames: { [K in keyof Config]?: string } = {
   sandboxCpuCores: "KILN_SANDBOX_CPU_CORES",
   memoryBudgetMb: "KILN_MEMORY_BUDGET_MB",
   maxInvokeWaitS: "KILN_MAX_INVOKE_WAIT_S",
+  callbackRetryBaseMs: "KILN_CALLBACK_RETRY_BASE_MS",
+  callbackMaxAttempts: "KILN_CALLBACK_MAX_ATTEMPTS",
   invokeAdmissionMs: "KILN_INVOKE_ADMISSION_MS",
   memoryTiersMb: "KILN_MEMORY_TIERS_MB",
   longTaskThresholdS: "KILN_LONG_TASK_THRESHOLD_S",

@@ -19,6 +19,8 @@ export interface DispatcherOptions {
   pool: SandboxPool;
   runner: Runner;
   maxLostAttempts: number;
+  /** Told whenever a task ends, so that a callback URL it carries is served. */
+  callbacks: { wake(): void };
   /** The memory tiers sandboxes are sized to. */
   memoryTiersMb: readonly number[];
   /** Functions with a longer timeout than this run in the long pool. */
@@ -63,6 +65,7 @@ export class Dispatcher {
   async start(): Promise<void> {
     await this.pool.reapOrphans();
     await this.store.recoverInterruptedTasks(new Date(), this.options.maxLostAttempts);
+    this.options.callbacks.wake(); // deliveries due before the restart, and tasks that just ended lost
     await this.releaseDueTasks();
     for (const lane of await this.store.listReadyLanes()) this.wake(lane);
     for (const fn of await this.store.listWarmFunctions()) await this.keepWarm(fn.project, fn.name);
@@ -166,7 +169,10 @@ export class Dispatcher {
       return this.store.getTask(project, id);
     }
     const cancelled = await this.store.cancelPendingTask(project, id, new Date());
-    if (cancelled !== null && isFinal(cancelled.state)) this.finishWaiters.notify(id);
+    if (cancelled !== null && isFinal(cancelled.state)) {
+      this.finishWaiters.notify(id);
+      this.options.callbacks.wake();
+    }
     return cancelled;
   }
 
@@ -203,6 +209,7 @@ export class Dispatcher {
       const cancelled = await this.store.cancelPendingTask(project, id, new Date());
       if (cancelled?.state !== "cancelled") return true;
       this.finishWaiters.notify(id);
+      this.options.callbacks.wake();
       return false;
     }
   }
@@ -373,7 +380,10 @@ export class Dispatcher {
       },
     ]);
     if (next.state === "delayed") this.delayTimer.arm(next.runAt);
-    else this.finishWaiters.notify(task.id);
+    else {
+      this.finishWaiters.notify(task.id);
+      this.options.callbacks.wake();
+    }
     // Re-check the lane: a concurrency slot of the function just freed up.
     this.wake(task.lane);
   }

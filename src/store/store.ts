@@ -67,6 +67,16 @@ export interface NewTask {
   createdAt: Date;
   /** Equal to `createdAt` unless delayed. */
   runAt: Date;
+  /** Where to POST the task's outcome once it ends; null for none. */
+  callbackUrl: string | null;
+}
+
+/** A task's outcome waiting to be POSTed to its callback URL. */
+export interface DueCallback {
+  task: Task;
+  url: string;
+  /** Deliveries tried so far. */
+  attempts: number;
 }
 
 export interface EnqueueResult {
@@ -182,6 +192,13 @@ export interface Store {
   cancelPendingTask(project: string, id: string, now: Date): Promise<Task | null>;
   /** Queues a finished task again for a new attempt; returns it as it is afterwards (null if unknown). */
   requeueFinishedTask(project: string, id: string, now: Date): Promise<Task | null>;
+
+  /** Outcomes whose callback is due at `now` (oldest first, at most `limit`). */
+  listDueCallbacks(now: Date, limit: number): Promise<DueCallback[]>;
+  /** The earliest time a pending callback is due, for the sender's timer. */
+  nextCallbackAt(): Promise<Date | null>;
+  /** Records a delivery: `delivered`, or tried again at `retryAt`, or `failed` for good (retryAt null). */
+  recordCallbackAttempt(taskId: string, outcome: { delivered: boolean; retryAt: Date | null }): Promise<void>;
 
   getTask(project: string, id: string): Promise<Task | null>;
   listTasks(query: TaskQuery): Promise<TaskPage>;

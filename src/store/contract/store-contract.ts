@@ -41,6 +41,7 @@ function newTask(overrides: Partial<NewTask> = {}): NewTask {
     timeoutS: 60,
     createdAt: t0,
     runAt: t0,
+    callbackUrl: null,
     ...overrides,
   };
 }

@@ -9,6 +9,7 @@ import type {
   ClaimOrder,
   DeployInput,
   DeployResult,
+  DueCallback,
   EnqueueResult,
   FunctionRecord,
   Lane,
@@ -230,9 +231,9 @@ export class SqliteStore implements Store {
     // A repeated idempotency key inserts nothing; the existing task is returned instead.
     const insert = this.sql<unknown[], TaskRow>(
       `INSERT INTO tasks (id, project, function_name, revision, state, priority, payload, label, idempotency_key,
-                          timeout_s, created_at, run_at)
+                          timeout_s, created_at, run_at, callback_url)
        VALUES (@id, @project, @functionName, @revision, @state, @priority, @payload, @label, @idempotencyKey,
-               @timeoutS, @createdAt, @runAt)
+               @timeoutS, @createdAt, @runAt, @callbackUrl)
        ON CONFLICT (project, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
        RETURNING *`,
     );
@@ -292,6 +293,8 @@ export class SqliteStore implements Store {
            result = @result, failure = @failure, attempt_started_at = NULL,
            attempts = json_insert(attempts, '$[#]', json(@attemptJson)),
            charged_attempts = charged_attempts + @charged,
+           callback_state = CASE WHEN @final = 1 AND callback_url IS NOT NULL THEN 'pending' ELSE callback_state END,
+           callback_next_at = CASE WHEN @final = 1 AND callback_url IS NOT NULL THEN @finishedAt ELSE callback_next_at END,
            log = ${appendLogSql}
        WHERE id = @taskId AND state = 'running' AND attempt = @attempt`,
     );
@@ -315,6 +318,7 @@ export class SqliteStore implements Store {
           failure: end.failure === null ? null : JSON.stringify(end.failure),
           attemptJson: JSON.stringify(attempt),
           charged: end.outcome === "lost" ? 0 : 1,
+          final: final ? 1 : 0,
           log: end.log,
           maxLog: this.maxLogChars,
           marker: logTruncatedMarker,
@@ -364,6 +368,8 @@ export class SqliteStore implements Store {
       const update = this.sql(
         `UPDATE tasks
          SET state = @state, finished_at = @finishedAt, failure = @failure, attempt_started_at = NULL,
+             callback_state = CASE WHEN @exhausted = 1 AND callback_url IS NOT NULL THEN 'pending' ELSE callback_state END,
+             callback_next_at = CASE WHEN @exhausted = 1 THEN @finishedAt ELSE callback_next_at END,
              lost_attempts = lost_attempts + 1, attempts = json_insert(attempts, '$[#]', json(@attemptJson))
          WHERE id = @id`,
       );
@@ -384,6 +390,7 @@ export class SqliteStore implements Store {
         update.run({
           id: task.id,
           state: exhausted ? "failed" : "queued",
+          exhausted: exhausted ? 1 : 0,
           finishedAt: exhausted ? now.getTime() : null,
           failure: exhausted
             ? JSON.stringify({
@@ -402,9 +409,9 @@ export class SqliteStore implements Store {
   cancelPendingTask(project: string, id: string, now: Date): Promise<Task | null> {
     return this.commits.write(() => {
       this.sql(
-        `UPDATE tasks SET state = 'cancelled', finished_at = ?
-           WHERE project = ? AND id = ? AND state IN ('queued', 'delayed')`,
-      ).run(now.getTime(), project, id);
+        `UPDATE tasks SET state = 'cancelled', finished_at = @now, ${pendingCallbackSql}
+           WHERE project = @project AND id = @id AND state IN ('queued', 'delayed')`,
+      ).run({ now: now.getTime(), project, id });
       return this.selectTask(project, id);
     }, true);
   }
@@ -414,11 +421,42 @@ export class SqliteStore implements Store {
       this.sql(
         `UPDATE tasks
            SET state = 'queued', run_at = @now, finished_at = NULL, result = NULL, failure = NULL,
-               progress = NULL, charged_attempts = 0, lost_attempts = 0
+               progress = NULL, charged_attempts = 0, lost_attempts = 0,
+               callback_state = NULL, callback_attempts = 0, callback_next_at = NULL
            WHERE project = @project AND id = @id AND state IN ('succeeded', 'failed', 'timed_out', 'out_of_memory', 'cancelled')`,
       ).run({ project, id, now: now.getTime() });
       return this.selectTask(project, id);
     }, true);
+  }
+
+  listDueCallbacks(now: Date, limit: number): Promise<DueCallback[]> {
+    const rows = this.sql<[number, number], TaskRow & { callback_url: string; callback_attempts: number }>(
+      `SELECT * FROM tasks WHERE callback_state = 'pending' AND callback_next_at <= ?
+       ORDER BY callback_next_at LIMIT ?`,
+    ).all(now.getTime(), limit);
+    return Promise.resolve(
+      rows.map((row) => ({ task: toTask(row), url: row.callback_url, attempts: row.callback_attempts })),
+    );
+  }
+
+  nextCallbackAt(): Promise<Date | null> {
+    const row = this.sql<[], { next: number | null }>(
+      "SELECT min(callback_next_at) AS next FROM tasks WHERE callback_state = 'pending'",
+    ).get();
+    return Promise.resolve(row?.next == null ? null : new Date(row.next));
+  }
+
+  recordCallbackAttempt(
+    taskId: string,
+    outcome: { delivered: boolean; retryAt: Date | null },
+  ): Promise<void> {
+    const state = outcome.delivered ? "delivered" : outcome.retryAt === null ? "failed" : "pending";
+    return this.commits.write(() => {
+      this.sql(
+        `UPDATE tasks SET callback_state = ?, callback_attempts = callback_attempts + 1, callback_next_at = ?
+         WHERE id = ? AND callback_state = 'pending'`,
+      ).run(state, outcome.retryAt?.getTime() ?? null, taskId);
+    }, false);
   }
 
   getTask(project: string, id: string): Promise<Task | null> {
@@ -506,6 +544,11 @@ const selectFunctionSql = `
   SELECT f.project, f.name, f.current_revision, f.settings, r.spec, f.created_at, f.updated_at
   FROM functions f
   JOIN revisions r ON r.project = f.project AND r.function_name = f.name AND r.digest = f.current_revision`;
+
+// A task that ends with a callback URL has its outcome delivered from @now on.
+const pendingCallbackSql = `
+  callback_state = CASE WHEN callback_url IS NOT NULL THEN 'pending' ELSE callback_state END,
+  callback_next_at = CASE WHEN callback_url IS NOT NULL THEN @now ELSE callback_next_at END`;
 
 // Appends @log to the task's log, cutting it at @maxLog characters once, with @marker at the cut.
 const appendLogSql = `CASE

@@ -1,0 +1,79 @@
+/** Callback URLs: the outcome reaches the receiver, signed, even when the receiver was down at first. */
+import assert from "node:assert/strict";
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import { test } from "node:test";
+import { deployTestFunction } from "./deploy-test-function.js";
+import { startKilnServer } from "./kiln-server.js";
+import { pollUntil } from "./poll-until.js";
+
+interface Delivery {
+  status: number;
+  body: string;
+  signature: string;
+}
+
+/** Verifies `t=<ms>,v1=<hex>` the way a receiver would. */
+function verify(secret: string, signature: string, body: string): boolean {
+  const match = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(signature);
+  if (match === null) return false;
+  const expected = createHmac("sha256", secret).update(`${match[1]}.${body}`).digest();
+  return timingSafeEqual(expected, Buffer.from(match[2]!, "hex"));
+}
+
+test(
+  "a task's outcome is POSTed to its callback URL, signed, with retries while the receiver is down",
+  { timeout: 60_000 },
+  async (t) => {
+    const deliveries: Delivery[] = [];
+    const receiver = http.createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on("data", (chunk: Buffer) => chunks.push(chunk));
+      request.on("end", () => {
+        // Down for the first two deliveries.
+        const status = deliveries.length < 2 ? 503 : 200;
+        deliveries.push({
+          status,
+          body: Buffer.concat(chunks).toString(),
+          signature: String(request.headers["kiln-signature"]),
+        });
+        response.writeHead(status).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+    t.after(() => new Promise<void>((resolve) => receiver.close(() => resolve())));
+    const server = await startKilnServer();
+    t.after(() => server.stop());
+    await deployTestFunction(server.client, "echo");
+
+    const { port } = receiver.address() as AddressInfo;
+    const task = await server.client.createTask({
+      function: "echo",
+      payload: { hello: "callback" },
+      callbackUrl: `http://127.0.0.1:${port}/kiln-hook`,
+    } as Parameters<typeof server.client.createTask>[0]);
+    await pollUntil(
+      "the callback to be delivered",
+      () => (deliveries.some((d) => d.status === 200) ? true : undefined),
+      {
+        timeoutMs: 30_000,
+        intervalMs: 50,
+      },
+    );
+    assert.deepEqual(
+      deliveries.map((delivery) => delivery.status),
+      [503, 503, 200],
+      "retried after each failure, and not again once delivered",
+    );
+    const secret = (await readFile(path.join(server.dataDir, "callback-secret"), "utf8")).trim();
+    for (const delivery of deliveries)
+      assert.ok(verify(secret, delivery.signature, delivery.body), "signed with the node's secret");
+    assert.equal(verify("another secret", deliveries[2]!.signature, deliveries[2]!.body), false);
+    const outcome = JSON.parse(deliveries[2]!.body) as { id: string; state: string };
+    assert.equal(outcome.id, task.id);
+    assert.equal(outcome.state, "succeeded");
+  },
+);
