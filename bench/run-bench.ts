@@ -150,11 +150,54 @@ async function stopNode(node: ChildProcess): Promise<void> {
   await exited;
 }
 
+/** One synchronous invoke at a time: the whole HTTP round trip, result included. */
+async function measureInvoke(
+  api: Api,
+  samples: number,
+  background = 0,
+): Promise<{ p50: number; p99: number; rate: number }> {
+  const histogram = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 10_000_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
+  let offered = 0;
+  // Background load: `background` tasks/s as batches of 10 every 10/background s.
+  const timer =
+    background > 0
+      ? setInterval(() => {
+          offered += 10;
+          void call(api, "POST", "/tasks", {
+            tasks: Array.from({ length: 10 }, () => ({ function: "noop", priority: 1 })),
+          });
+        }, 10_000 / background)
+      : null;
+  const startedMs = performance.now();
+  try {
+    for (let i = 0; i < samples + 20; i++) {
+      await sleep(1 + Math.random() * 4);
+      const before = process.hrtime.bigint();
+      await call(api, "POST", "/functions/noop/invoke?wait=10", null);
+      if (i >= 20) histogram.recordValue(Number(process.hrtime.bigint() - before));
+    }
+  } finally {
+    if (timer !== null) clearInterval(timer);
+  }
+  const rate = (offered / (performance.now() - startedMs)) * 1000;
+  return {
+    p50: histogram.getValueAtPercentile(50) / 1e6,
+    p99: histogram.getValueAtPercentile(99) / 1e6,
+    rate,
+  };
+}
+
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 async function main(): Promise<void> {
   const latencies: Awaited<ReturnType<typeof measureStartLatency>>[] = [];
   const drains: number[] = [];
+  const invokes: Awaited<ReturnType<typeof measureInvoke>>[] = [];
+  const invokesUnderLoad: Awaited<ReturnType<typeof measureInvoke>>[] = [];
   for (let round = 1; round <= rounds; round++) {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), "kiln-bench-"));
     const profile = process.env.BENCH_PROFILE_DIR;
@@ -173,6 +216,8 @@ async function main(): Promise<void> {
       await deployNoop(api);
       latencies.push(await measureStartLatency(api));
       drains.push(await measureDrain(api));
+      invokes.push(await measureInvoke(api, probes));
+      invokesUnderLoad.push(await measureInvoke(api, probes, 500));
       const latency = latencies.at(-1)!;
       console.log(
         `round ${round}: start latency p50 ${latency.p50.toFixed(2)} ms, p99 ${latency.p99.toFixed(2)} ms; drain ${drains.at(-1)!.toFixed(0)} tasks/s`,
@@ -186,6 +231,12 @@ async function main(): Promise<void> {
     `median of ${rounds}: start latency p50 ${median(latencies.map((l) => l.p50)).toFixed(2)} ms, ` +
       `p90 ${median(latencies.map((l) => l.p90)).toFixed(2)} ms, p99 ${median(latencies.map((l) => l.p99)).toFixed(2)} ms; ` +
       `drain (${drainTasks} tasks, concurrency ${concurrency}) ${median(drains).toFixed(0)} tasks/s`,
+  );
+  console.log(
+    `median of ${rounds}: invoke round trip p50 ${median(invokes.map((i) => i.p50)).toFixed(2)} ms, ` +
+      `p99 ${median(invokes.map((i) => i.p99)).toFixed(2)} ms; under ~${median(invokesUnderLoad.map((i) => i.rate)).toFixed(0)} ` +
+      `background tasks/s: p50 ${median(invokesUnderLoad.map((i) => i.p50)).toFixed(2)} ms, ` +
+      `p99 ${median(invokesUnderLoad.map((i) => i.p99)).toFixed(2)} ms`,
   );
 }
 
