@@ -40,13 +40,18 @@ export function invokeRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
         ]);
         if (task === undefined) throw new Error("no task prepared");
         const startedMs = Date.now();
-        await dispatcher.enqueue([task]);
+        const [enqueued] = await dispatcher.enqueue([task]);
         if (request.query.cancelOnDisconnect === true) {
           reply.raw.once("close", () => {
             if (!reply.raw.writableFinished) void dispatcher.cancel(project, task.id);
           });
         }
-        if (!(await dispatcher.admit(project, task.id, Math.min(config.invokeAdmissionMs, waitMs)))) {
+        // A warm sandbox took the task in the enqueue's own commit: admitted already.
+        const started = enqueued?.task.state === "running";
+        if (
+          !started &&
+          !(await dispatcher.admit(project, task.id, Math.min(config.invokeAdmissionMs, waitMs)))
+        ) {
           reply.header("Retry-After", "1");
           throw new KilnError(
             "TOO_MANY_REQUESTS",
