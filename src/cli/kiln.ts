@@ -5,6 +5,7 @@ import { CliError, createUsageError } from "./cli-error.js";
 import { globalOptions, globalUsage, type Command } from "./command.js";
 import { deployCommand } from "./commands/deploy.js";
 import { functionsCommand, revisionsCommand, rollbackCommand } from "./commands/functions.js";
+import { invokeCommand } from "./commands/invoke.js";
 import { runCommand } from "./commands/run.js";
 import { serveCommand } from "./commands/serve.js";
 import { cancelCommand, logsCommand, retryCommand, taskCommand, tasksCommand } from "./commands/tasks.js";
@@ -16,6 +17,7 @@ const commands: readonly Command[] = [
   revisionsCommand,
   rollbackCommand,
   runCommand,
+  invokeCommand,
   tasksCommand,
   taskCommand,
   logsCommand,

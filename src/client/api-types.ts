@@ -59,7 +59,8 @@ export interface Task {
   /** The digest of the revision the task runs. */
   revision: string;
   state: TaskState;
-  priority: Priority;
+  /** The task's priority; 3 is the class of synchronous invocations (`invoke`), which no input can ask for. */
+  priority: Priority | 3;
   payload: unknown;
   label: string | null;
   idempotencyKey: string | null;
@@ -95,6 +96,45 @@ export interface TaskInput {
   label?: string;
   /** A repeated key returns the existing task instead of creating another. */
   idempotencyKey?: string;
+  /** Kiln POSTs the task's outcome here once it ends, signed with the node's callback secret, retried until delivered. */
+  callbackUrl?: string;
+}
+
+/** How `invoke` waits; the server validates the values. */
+export interface InvokeOptions {
+  /**
+   * Seconds to wait for the result before answering `pending` (0..3600; default 30). The server caps
+   * it at its `KILN_MAX_INVOKE_WAIT_S` (default 60).
+   */
+  waitS?: number;
+  /** Seconds the attempt may take, 1..3600. Default: the function's `timeoutS`. */
+  timeoutS?: number;
+  /** Cancel the task if the connection closes before the answer is sent. Default false. */
+  cancelOnDisconnect?: boolean;
+}
+
+/** What `invoke` resolves with; a failure, a timeout or no room throw `KilnApiError` instead. */
+export type InvokeOutcome = InvokeSucceeded | InvokePending;
+
+/** The function returned within the wait. */
+export interface InvokeSucceeded {
+  status: "succeeded";
+  /** The handler's return value: parsed JSON, or the string itself when the handler returned a string. */
+  result: unknown;
+  taskId: string;
+  /** The attempt that succeeded: 1 unless the function retried within the wait. */
+  attempt: number;
+  /** Milliseconds from the task's creation (the request) to its first start; null if the server did not say. */
+  startLatencyMs: number | null;
+}
+
+/** The task outlived the wait; it keeps running. Follow it with `waitForTask(task.id)`. */
+export interface InvokePending {
+  status: "pending";
+  /** The task as it was when the wait ended (`queued`, `running`, or `delayed` before a retry). */
+  task: Task;
+  /** The path (no origin) of a route that waits for the task: `/v1/projects/{project}/tasks/{id}/wait`. */
+  resultUrl: string;
 }
 
 export interface Backoff {

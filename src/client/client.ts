@@ -3,6 +3,9 @@ import type {
   DeployResult,
   FunctionPatch,
   Health,
+  InvokeOptions,
+  InvokeOutcome,
+  InvokePending,
   KilnFunction,
   Revision,
   Task,
@@ -11,7 +14,8 @@ import type {
   TaskQuery,
   TaskState,
 } from "./api-types.js";
-import { createTransport } from "./transport.js";
+import { KilnApiError } from "./kiln-api-error.js";
+import { createTransport, type RawResponse } from "./transport.js";
 
 export interface ClientOptions {
   /** Base URL of the server, e.g. `http://127.0.0.1:7878`. */
@@ -55,13 +59,41 @@ export interface KilnClient {
     inputs: readonly TaskInput[],
     options?: { batchSize?: number; onProgress?: (sent: number, total: number) => void },
   ): Promise<Task[]>;
-  getTask(id: string): Promise<Task>;
+  /**
+   * Runs the function and waits for its result, within the server's bounds: one request, no polling.
+   * The payload is sent as JSON (a string becomes a JSON string; `undefined` sends none, so the handler
+   * gets `null`). Resolves `succeeded` with the result, or `pending` when the task outlives `waitS`
+   * (it keeps running: follow it with `waitForTask`). Throws `KilnApiError` with code:
+   * - `TOO_MANY_REQUESTS` (429): no sandbox could take the task within the server's admission budget
+   *   (the function is at its `maxConcurrency`, paused, or the node is full). The task was cancelled;
+   *   `retryAfterS` says when to try again.
+   * - `FUNCTION_FAILED` (502): the function threw, crashed, ran out of memory or was cancelled;
+   * - `FUNCTION_TIMED_OUT` (504): it ran past its timeout. For both, `details` is
+   *   `{ taskId, state, failure: { kind, message, stack?, retryable } }`.
+   * - `FUNCTION_NOT_FOUND` (404) at once for an unknown function.
+   *
+   * @example
+   * const outcome = await kiln.invoke("resize-image", { width: 200 }, { waitS: 20 });
+   * if (outcome.status === "succeeded") console.log(outcome.result);
+   * else console.log(`still running: ${outcome.task.id}`);
+   */
+  invoke(name: string, payload?: unknown, options?: InvokeOptions): Promise<InvokeOutcome>;
+  /**
+   * The task as it is now; with `waitS` (0..60), the server holds the request until the task is final
+   * or `waitS` seconds pass, whichever comes first (a long poll), and answers with the task as it then is.
+   *
+   * @example
+   * const task = await kiln.getTask(id, { waitS: 30 });
+   * if (isTaskFinal(task)) console.log(task.state, task.result);
+   */
+  getTask(id: string, options?: { waitS?: number }): Promise<Task>;
   /** One page of tasks, newest first. */
   listTasks(query?: TaskQuery): Promise<TaskPage>;
   /**
-   * Waits until the task is final (`succeeded`, `failed`, `timed_out`, `cancelled`) or `timeoutS`
-   * seconds pass (default 60; `Infinity` waits for as long as it takes), long-polling the server, and
-   * resolves with the task as it then is: check its `state`.
+   * Waits until the task is final (`succeeded`, `failed`, `timed_out`, `out_of_memory`, `cancelled`) or
+   * `timeoutS` seconds pass (default 60; `Infinity` waits for as long as it takes), long-polling the
+   * server (`getTask` with `waitS`, up to 60 s a request), and resolves with the task as it then is:
+   * check its `state`.
    */
   waitForTask(id: string, options?: { timeoutS?: number }): Promise<Task>;
   /** The task's stdout and stderr, all attempts. */
@@ -74,8 +106,11 @@ export interface KilnClient {
 /** The most tasks the server takes in one request. */
 export const maxTasksPerRequest = 10_000;
 
-/** The longest wait the server holds one request for. */
+/** The longest wait the server holds one `GET` of a task for. */
 const maxServerWaitS = 60;
+
+/** The invoke wait the server uses when the caller gives none. */
+const defaultInvokeWaitS = 30;
 
 const minWaitRoundMs = 500;
 
@@ -95,6 +130,10 @@ export function isTaskFinal(task: Pick<Task, "state">): boolean {
  * const task = await kiln.createTask({ function: "resize-image", payload: { width: 200 } });
  * const done = await kiln.waitForTask(task.id, { timeoutS: 120 });
  * if (done.state === "succeeded") console.log(done.result);
+ *
+ * // Or run it and get the result in one request (bounded: see `invoke`):
+ * const outcome = await kiln.invoke("resize-image", { width: 200 });
+ * if (outcome.status === "succeeded") console.log(outcome.result);
  */
 export function createClient(options: ClientOptions): KilnClient {
   const project = options.project ?? "default";
@@ -110,12 +149,31 @@ export function createClient(options: ClientOptions): KilnClient {
   const functionPath = (name: string) => `${projectPath()}/functions/${encodeURIComponent(name)}`;
   const taskPath = (id: string) => `${projectPath()}/tasks/${encodeURIComponent(id)}`;
 
-  async function waitOnce(id: string, waitS: number): Promise<Task> {
-    return requestJson<Task>("GET", `${taskPath(id)}/wait`, {
-      query: { timeoutS: waitS },
-      // The server holds the request for up to waitS: allow that plus the usual time for an answer.
-      timeoutMs: waitS * 1000 + requestTimeoutMs,
+  // A long poll holds the request for up to waitS: allow that plus the usual time for an answer.
+  const longPollTimeoutMs = (waitS: number) => waitS * 1000 + requestTimeoutMs;
+
+  function getTask(id: string, waitS: number | undefined): Promise<Task> {
+    if (waitS === undefined) return requestJson("GET", taskPath(id));
+    return requestJson("GET", taskPath(id), { query: { wait: waitS }, timeoutMs: longPollTimeoutMs(waitS) });
+  }
+
+  async function invoke(
+    name: string,
+    payload: unknown,
+    invokeOptions: InvokeOptions,
+  ): Promise<InvokeOutcome> {
+    const { waitS, timeoutS, cancelOnDisconnect } = invokeOptions;
+    const path = `${functionPath(name)}/invoke`;
+    const response = await transport.request("POST", path, {
+      query: {
+        wait: waitS,
+        timeoutS,
+        cancelOnDisconnect: cancelOnDisconnect === undefined ? undefined : String(cancelOnDisconnect),
+      },
+      json: payload,
+      timeoutMs: longPollTimeoutMs(waitS ?? defaultInvokeWaitS),
     });
+    return readInvokeAnswer(`POST ${path}`, response);
   }
 
   return {
@@ -150,14 +208,15 @@ export function createClient(options: ClientOptions): KilnClient {
       }
       return created;
     },
-    getTask: (id) => requestJson("GET", taskPath(id)),
+    invoke: (name, payload, invokeOptions = {}) => invoke(name, payload, invokeOptions),
+    getTask: (id, getOptions = {}) => getTask(id, getOptions.waitS),
     listTasks: (query = {}) => requestJson("GET", `${projectPath()}/tasks`, { query: { ...query } }),
     async waitForTask(id, waitOptions = {}) {
       const deadlineMs = Date.now() + (waitOptions.timeoutS ?? 60) * 1000;
       for (;;) {
         const startedMs = Date.now();
         const remainingS = Math.max(0, Math.ceil((deadlineMs - startedMs) / 1000));
-        const task = await waitOnce(id, Math.min(remainingS, maxServerWaitS));
+        const task = await getTask(id, Math.min(remainingS, maxServerWaitS));
         if (isTaskFinal(task) || Date.now() >= deadlineMs) return task;
         // A server that answers before its wait ends must not turn this loop into a busy one.
         const pauseMs = minWaitRoundMs - (Date.now() - startedMs);
@@ -167,5 +226,45 @@ export function createClient(options: ClientOptions): KilnClient {
     getTaskLog: (id) => transport.requestText("GET", `${taskPath(id)}/log`),
     cancelTask: (id) => requestJson("POST", `${taskPath(id)}/cancel`),
     retryTask: (id) => requestJson("POST", `${taskPath(id)}/retry`),
+  };
+}
+
+/** 200: the result, typed by its content type, and the task's headers. 202: the pending task. */
+function readInvokeAnswer(target: string, response: RawResponse): InvokeOutcome {
+  const unexpected = (why: string, cause?: unknown) =>
+    new KilnApiError("UNEXPECTED_RESPONSE", `${target} answered ${response.status} ${why}`, {
+      status: response.status,
+      details: { body: response.text.slice(0, 2000) },
+      cause,
+    });
+  const parseBody = (): unknown => {
+    try {
+      return response.text === "" ? null : JSON.parse(response.text);
+    } catch (error) {
+      throw unexpected("with a body that is not JSON", error);
+    }
+  };
+  if (response.status === 202) {
+    const body = parseBody() as Partial<Omit<InvokePending, "status">> | null;
+    if (body?.task === undefined || typeof body.resultUrl !== "string") {
+      throw unexpected("without a task and its resultUrl");
+    }
+    return { status: "pending", task: body.task, resultUrl: body.resultUrl };
+  }
+  if (response.status !== 200) throw unexpected("(expected 200 or 202)");
+  const taskId = response.headers.get("kiln-task-id");
+  const attempt = Number(response.headers.get("kiln-attempt"));
+  if (taskId === null || !Number.isInteger(attempt) || attempt < 1) {
+    throw unexpected("without the Kiln-Task-Id and Kiln-Attempt headers");
+  }
+  const latencyMs = Number(response.headers.get("kiln-start-latency-ms") ?? Number.NaN);
+  const mediaType = (response.headers.get("content-type") ?? "").split(";", 1)[0]?.trim().toLowerCase() ?? "";
+  return {
+    status: "succeeded",
+    // The server answers a string result as text/plain and anything else as JSON.
+    result: mediaType === "application/json" || mediaType.endsWith("+json") ? parseBody() : response.text,
+    taskId,
+    attempt,
+    startLatencyMs: Number.isFinite(latencyMs) ? latencyMs : null,
   };
 }

@@ -31,3 +31,17 @@ test("an empty error body still names the status", () => {
   assert.equal(error.code, "UNEXPECTED_RESPONSE");
   assert.equal(error.message, "HTTP 500: (empty body)");
 });
+
+test("reads Retry-After as seconds, or as an HTTP date turned into seconds from now", () => {
+  const body = JSON.stringify({ error: { code: "TOO_MANY_REQUESTS", message: "busy", details: null } });
+  const inSeconds = KilnApiError.fromResponse(429, body, new Headers({ "retry-after": "5" }));
+  assert.equal(inSeconds.retryAfterS, 5);
+  const date = new Date(Date.now() + 120_000).toUTCString();
+  const asDate = KilnApiError.fromResponse(429, body, new Headers({ "retry-after": date }));
+  assert.ok(asDate.retryAfterS !== null && asDate.retryAfterS >= 119 && asDate.retryAfterS <= 121);
+  assert.equal(
+    KilnApiError.fromResponse(429, body, new Headers({ "retry-after": "soon" })).retryAfterS,
+    null,
+  );
+  assert.equal(KilnApiError.fromResponse(429, body).retryAfterS, null);
+});

@@ -20,31 +20,48 @@ export class KilnApiError extends Error {
   readonly status: number;
   /** Whatever the server added to explain the error (e.g. validation failures); null when nothing. */
   readonly details: unknown;
+  /**
+   * Seconds the server asked the caller to wait before trying again (its `Retry-After` header, e.g. on
+   * `TOO_MANY_REQUESTS`); null when it did not say.
+   */
+  readonly retryAfterS: number | null;
 
   constructor(
     code: string,
     message: string,
-    options: { status?: number; details?: unknown; cause?: unknown } = {},
+    options: { status?: number; details?: unknown; retryAfterS?: number | null; cause?: unknown } = {},
   ) {
     super(message, { cause: options.cause });
     this.name = "KilnApiError";
     this.code = code;
     this.status = options.status ?? 0;
     this.details = options.details ?? null;
+    this.retryAfterS = options.retryAfterS ?? null;
   }
 
-  /** Builds the error from a non-2xx answer: its status and its body as text. */
-  static fromResponse(status: number, bodyText: string): KilnApiError {
+  /** Builds the error from a non-2xx answer: its status, its body as text and its headers. */
+  static fromResponse(status: number, bodyText: string, headers?: Headers): KilnApiError {
+    const retryAfterS = parseRetryAfter(headers?.get("retry-after") ?? null);
     const body = parseJson(bodyText);
     const error = isRecord(body) ? body.error : undefined;
     if (isRecord(error) && typeof error.code === "string" && typeof error.message === "string") {
-      return new KilnApiError(error.code, error.message, { status, details: error.details });
+      return new KilnApiError(error.code, error.message, { status, details: error.details, retryAfterS });
     }
     return new KilnApiError("UNEXPECTED_RESPONSE", `HTTP ${status}: ${summarize(bodyText)}`, {
       status,
       details: { body: bodyText.slice(0, maxBodyChars) },
+      retryAfterS,
     });
   }
+}
+
+/** `Retry-After` is whole seconds or an HTTP date (RFC 9110 §10.2.3); either becomes seconds from now. */
+function parseRetryAfter(value: string | null, nowMs: number = Date.now()): number | null {
+  if (value === null) return null;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text);
+  const dateMs = Date.parse(text);
+  return Number.isNaN(dateMs) ? null : Math.max(0, Math.ceil((dateMs - nowMs) / 1000));
 }
 
 const maxBodyChars = 2000;

@@ -20,7 +20,16 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
+/** A 2xx answer as it arrived: routes whose answer is not always JSON read it themselves. */
+export interface RawResponse {
+  status: number;
+  headers: Headers;
+  text: string;
+}
+
 export interface Transport {
+  /** Resolves with a 2xx answer; throws `KilnApiError` otherwise. */
+  request: (method: string, path: string, options?: RequestOptions) => Promise<RawResponse>;
   /** Resolves with the parsed JSON body of a 2xx answer; throws `KilnApiError` otherwise. */
   requestJson: <T>(method: string, path: string, options?: RequestOptions) => Promise<T>;
   /** Resolves with the body of a 2xx answer as text; throws `KilnApiError` otherwise. */
@@ -32,7 +41,7 @@ export function createTransport(options: TransportOptions): Transport {
   // Called unbound: browsers reject a fetch whose `this` is not the global object.
   const fetchUrl = options.fetch;
 
-  async function send(method: string, path: string, request: RequestOptions): Promise<string> {
+  async function send(method: string, path: string, request: RequestOptions): Promise<RawResponse> {
     const url = new URL(baseUrl + path);
     for (const [key, value] of Object.entries(request.query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));
@@ -61,13 +70,16 @@ export function createTransport(options: TransportOptions): Transport {
     } catch (error) {
       throw describeNetworkError(error, `${method} ${url.origin}${url.pathname}`, timeoutMs);
     }
-    if (!response.ok) throw KilnApiError.fromResponse(response.status, text);
-    return text;
+    if (!response.ok) throw KilnApiError.fromResponse(response.status, text, response.headers);
+    return { status: response.status, headers: response.headers, text };
   }
 
   return {
+    request(method: string, path: string, request: RequestOptions = {}): Promise<RawResponse> {
+      return send(method, path, request);
+    },
     async requestJson<T>(method: string, path: string, request: RequestOptions = {}): Promise<T> {
-      const text = await send(method, path, request);
+      const { text } = await send(method, path, request);
       try {
         return JSON.parse(text) as T;
       } catch (error) {
@@ -82,8 +94,8 @@ export function createTransport(options: TransportOptions): Transport {
         );
       }
     },
-    requestText(method: string, path: string, request: RequestOptions = {}): Promise<string> {
-      return send(method, path, request);
+    async requestText(method: string, path: string, request: RequestOptions = {}): Promise<string> {
+      return (await send(method, path, request)).text;
     },
   };
 }

@@ -54,7 +54,7 @@ test(
       function: "echo",
       payload: { hello: "callback" },
       callbackUrl: `http://127.0.0.1:${port}/kiln-hook`,
-    } as Parameters<typeof server.client.createTask>[0]);
+    });
     await pollUntil(
       "the callback to be delivered",
       () => (deliveries.some((d) => d.status === 200) ? true : undefined),

@@ -30,6 +30,9 @@ export function invokeRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
         const { project, name } = request.params;
         const waitMs = Math.min(request.query.wait ?? 30, config.maxInvokeWaitS) * 1000;
         await context.requireProject(project);
+        if (Buffer.isBuffer(request.body)) {
+          throw new KilnError("UNSUPPORTED_MEDIA_TYPE", "send the payload as application/json or text/plain");
+        }
         const [task] = await prepareTasks(store, config.maxPayloadBytes, project, [
           {
             function: name,
@@ -55,7 +58,7 @@ export function invokeRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
           reply.header("Retry-After", "1");
           throw new KilnError(
             "TOO_MANY_REQUESTS",
-            `no sandbox of '${name}' could take the invocation within ${config.invokeAdmissionMs} ms`,
+            `no sandbox of '${name}' could take the invocation within its admission budget`,
             { details: { taskId: task.id } },
           );
         }
@@ -88,7 +91,7 @@ function answer(reply: FastifyReply, task: Task) {
       return reply
         .status(202)
         .header("Location", location)
-        .send({ task: presentTask(task), resultUrl: `${location}/wait` });
+        .send({ task: presentTask(task), resultUrl: `${location}?wait=30` });
     case "failed":
     case "timed_out":
     case "out_of_memory":

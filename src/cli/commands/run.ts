@@ -12,6 +12,7 @@ import { describeTaskState, summarizeTaskStates } from "../format-task.js";
 import { writeJson, writeLine } from "../output.js";
 import { parseIntegerFlag } from "../parse-integer-flag.js";
 import { startProgressBar } from "../progress-bar.js";
+import { readPayload } from "../read-payload.js";
 import { waitForTasks } from "../wait-for-tasks.js";
 
 const options = {
@@ -37,7 +38,8 @@ The payload is read as JSON when it parses (42, true, '{"a":1}'), otherwise sent
   -w, --wait              wait for the tasks; prints the result of one task, a summary of many.
                           Exits 1 unless every task succeeded.
   --wait-timeout S        stop waiting after S seconds (default: wait as long as it takes)
-  -n, --count N           create N tasks with the same payload (default 1)  --priority P            0 (default), 1 or 2; higher runs first
+  -n, --count N           create N tasks with the same payload (default 1)
+  --priority P            0 (default), 1 or 2; higher runs first
   --delay S               seconds before the tasks may run
   --timeout S             seconds an attempt may take (default: the function's timeout)
   --label L               a label to find the tasks by (kiln tasks --label L)
@@ -53,7 +55,7 @@ The payload is read as JSON when it parses (42, true, '{"a":1}'), otherwise sent
     const waitTimeoutS = parseIntegerFlag("run", "wait-timeout", values["wait-timeout"], { min: 0 });
     const input: TaskInput = {
       function: positionals[0] as string,
-      payload: await parsePayload(positionals[1]),
+      payload: await readPayload(positionals[1]),
       priority: parseIntegerFlag("run", "priority", values.priority, { min: 0, max: 2 }) as
         Priority | undefined,
       delayS: parseIntegerFlag("run", "delay", values.delay, { min: 0 }),
@@ -71,23 +73,6 @@ The payload is read as JSON when it parses (42, true, '{"a":1}'), otherwise sent
     return reportWaited(waited, count === 1, values.json ?? false);
   },
 };
-
-/** JSON when it parses, else the text itself; `-` reads stdin (as is, trailing newline included). */
-async function parsePayload(raw: string | undefined): Promise<unknown> {
-  if (raw === undefined) return undefined;
-  const text = raw === "-" ? await readStdin() : raw;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return text;
-  }
-}
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
-}
 
 async function createCopies(client: KilnClient, input: TaskInput, count: number): Promise<Task[]> {
   if (count === 1) return [await client.createTask(input)];

@@ -60,16 +60,24 @@ Lists the project's tasks, newest first.
   },
 };
 
+const taskOptions = { wait: { type: "string" } } as const;
+
 export const taskCommand: Command = {
   name: "task",
   summary: "show one task: state, attempts, result or failure",
-  usage: `Usage: kiln task <id>
+  usage: `Usage: kiln task <id> [--wait S]
 
-Shows the task's state, times, attempts, and its result or failure.`,
+Shows the task's state, times, attempts, and its result or failure.
+
+  --wait S   first wait up to S seconds for the task to end (succeed, fail, time out or be cancelled)`,
 
   async run(args) {
-    const { values, positionals } = parseCommandArgs("task", args, {}, { required: ["id"] });
-    const task = await (await connectClient(values)).getTask(positionals[0] as string);
+    const { values, positionals } = parseCommandArgs("task", args, taskOptions, { required: ["id"] });
+    const id = positionals[0] as string;
+    const waitS = parseIntegerFlag("task", "wait", values.wait, { min: 0 });
+    const client = await connectClient(values);
+    const task =
+      waitS === undefined ? await client.getTask(id) : await client.waitForTask(id, { timeoutS: waitS });
     if (values.json) writeJson(task);
     else writeLine(formatTaskDetails(task));
     return 0;
