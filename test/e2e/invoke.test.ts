@@ -64,6 +64,26 @@ describe("synchronous invoke", { timeout: 180_000 }, () => {
     );
   });
 
+  test("a caller that disconnects with cancelOnDisconnect leaves no work running", async () => {
+    const controller = new AbortController();
+    const request = fetch(
+      `${server.url}/v1/projects/default/functions/sleep-briefly/invoke?cancelOnDisconnect=true`,
+      {
+        method: "POST",
+        headers: { authorization: `Bearer ${server.token}`, "content-type": "application/json" },
+        body: JSON.stringify({ n: 2, sleepMs: 5000 }),
+        signal: controller.signal,
+      },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    controller.abort();
+    await request.catch(() => undefined);
+    const [task] = (await server.client.listTasks({ function: "sleep-briefly", limit: 1 })).tasks;
+    assert.ok(task !== undefined);
+    const done = await server.client.waitForTask(task.id, { timeoutS: 10 });
+    assert.equal(done.state, "cancelled");
+  });
+
   test("200 concurrent callers of a function limited to 4 each get 200, 202 or 429 within their budget", async (t) => {
     await server.client.updateFunction("sleep-briefly", { maxConcurrency: 4 });
     // Warm its four sandboxes first, as a steady service would have them.
