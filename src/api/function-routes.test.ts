@@ -5,8 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -15,8 +14,8 @@ import { gzipSync } from "node:zlib";
 import type { InjectOptions, LightMyRequestResponse } from "fastify";
 import { Header, Parser } from "tar";
 import { packFunction } from "../client/pack-function.js";
-import { loadConfig } from "../config/config.js";
-import { startNode, type RunningNode } from "../main.js";
+import type { RunningNode } from "../main.js";
+import { startTestNode, type TestNode } from "./test-node.js";
 
 interface ErrorBody {
   error: { code: string; message: string; details: unknown };
@@ -37,20 +36,18 @@ interface DeployBody {
 
 const authorization = "Bearer test-token";
 const helloSource = "export default async (payload) => payload;\n";
-let root: string;
+let testNode: TestNode;
 let node: RunningNode;
+let root: string;
 
 before(async () => {
-  root = await mkdtemp(path.join(tmpdir(), "kiln-api-functions-"));
-  node = await startNode(loadConfig({ dataDir: path.join(root, "data"), port: 0, token: "test-token" }, {}));
+  testNode = await startTestNode("functions");
+  ({ node, root } = testNode);
   const deployed = await deploy("hello", await packFiles({ "index.js": helloSource }));
   assert.equal(deployed.statusCode, 201, deployed.body);
 });
 
-after(async () => {
-  await node.close();
-  await rm(root, { recursive: true, force: true });
-});
+after(() => testNode.close());
 
 /** Packs a function directory holding `files` (relative path → content) with the SDK's packer. */
 async function packFiles(files: Record<string, string>): Promise<Buffer> {

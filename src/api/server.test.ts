@@ -4,44 +4,26 @@
  * node built by `startNode` in a temp data directory.
  */
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { after, before, test } from "node:test";
 import type { InjectOptions } from "fastify";
-import { packFunction } from "../client/pack-function.js";
-import { loadConfig } from "../config/config.js";
-import { startNode, type RunningNode } from "../main.js";
+import type { RunningNode } from "../main.js";
+import { deployPausedHello, startTestNode, type TestNode } from "./test-node.js";
 
 interface ErrorBody {
   error: { code: string; message: string; details: unknown };
 }
 
 const token = "test-token";
-let root: string;
+let testNode: TestNode;
 let node: RunningNode;
 
 before(async () => {
-  root = await mkdtemp(path.join(tmpdir(), "kiln-api-server-"));
-  node = await startNode(loadConfig({ dataDir: path.join(root, "data"), port: 0, token }, {}));
-  // A paused function: the tasks a buggy route might create stay queued instead of starting sandboxes.
-  const dir = path.join(root, "hello");
-  await mkdir(dir);
-  await writeFile(path.join(dir, "kiln.json"), JSON.stringify({ paused: true }));
-  await writeFile(path.join(dir, "index.js"), "export default async (payload) => payload;\n");
-  const deployed = await node.app.inject({
-    method: "PUT",
-    url: "/v1/projects/default/functions/hello",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/gzip" },
-    payload: Buffer.from(await packFunction(dir)),
-  });
-  assert.equal(deployed.statusCode, 201, deployed.body);
+  testNode = await startTestNode("server");
+  node = testNode.node;
+  await deployPausedHello(testNode);
 });
 
-after(async () => {
-  await node.close();
-  await rm(root, { recursive: true, force: true });
-});
+after(() => testNode.close());
 
 async function getJson(url: string): Promise<unknown> {
   const response = await node.app.inject({ url, headers: { authorization: `Bearer ${token}` } });

@@ -5,14 +5,10 @@
  * task stays as the API left it, and a refused request must leave the task list unchanged.
  */
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { after, before, test } from "node:test";
 import type { InjectOptions, LightMyRequestResponse } from "fastify";
-import { packFunction } from "../client/pack-function.js";
-import { loadConfig } from "../config/config.js";
-import { startNode, type RunningNode } from "../main.js";
+import type { RunningNode } from "../main.js";
+import { deployPausedHello, startTestNode, type TestNode } from "./test-node.js";
 
 interface ErrorBody {
   error: { code: string; message: string; details: unknown };
@@ -32,29 +28,16 @@ interface TaskPageBody {
 
 const authorization = "Bearer test-token";
 const oneMiB = 1024 * 1024;
-let root: string;
+let testNode: TestNode;
 let node: RunningNode;
 
 before(async () => {
-  root = await mkdtemp(path.join(tmpdir(), "kiln-api-tasks-"));
-  node = await startNode(loadConfig({ dataDir: path.join(root, "data"), port: 0, token: "test-token" }, {}));
-  const dir = path.join(root, "hello");
-  await mkdir(dir);
-  await writeFile(path.join(dir, "kiln.json"), JSON.stringify({ paused: true }));
-  await writeFile(path.join(dir, "index.js"), "export default async (payload) => payload;\n");
-  const deployed = await node.app.inject({
-    method: "PUT",
-    url: "/v1/projects/default/functions/hello",
-    headers: { authorization, "content-type": "application/gzip" },
-    payload: Buffer.from(await packFunction(dir)),
-  });
-  assert.equal(deployed.statusCode, 201, deployed.body);
+  testNode = await startTestNode("tasks");
+  node = testNode.node;
+  await deployPausedHello(testNode);
 });
 
-after(async () => {
-  await node.close();
-  await rm(root, { recursive: true, force: true });
-});
+after(() => testNode.close());
 
 function send(request: InjectOptions): Promise<LightMyRequestResponse> {
   return node.app.inject({ ...request, headers: { authorization, ...request.headers } });
