@@ -1,0 +1,563 @@
+/**
+ * The `Store` contract against PostgreSQL, plus what only a shared database shows: several nodes on one
+ * schema. Each store gets a fresh schema, dropped at the end. PostgreSQL must be reachable (CI starts
+ * it): when it is not, this file fails with a message saying so instead of skipping.
+ */
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { userInfo } from "node:os";
+import { after, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import pg from "pg";
+import { defaultSettings } from "../../domain/function-settings.js";
+import { runStoreContract } from "../contract/store-contract.js";
+import { SqliteStore } from "../sqlite/sqlite-store.js";
+import type { Lane, NewTask, Store } from "../store.js";
+import { migrations } from "./migrations/index.js";
+import { PostgresStore } from "./postgres-store.js";
+
+const databaseUrl = process.env.KILN_TEST_DATABASE_URL ?? "postgres://127.0.0.1:5432/test";
+// A URL without a user means the OS user, as for psql; pg itself only looks at PGUSER and USER.
+if (process.env.PGUSER === undefined && process.env.USER === undefined)
+  process.env.PGUSER = userInfo().username;
+const admin = new pg.Pool({ connectionString: databaseUrl, max: 3, connectionTimeoutMillis: 5000 });
+admin.on("error", () => {});
+try {
+  await admin.query("SELECT 1");
+} catch (error) {
+  await admin.end();
+  throw new Error(
+    `PostgreSQL is not reachable at ${databaseUrl} (${String(error)}): the PostgresStore tests need it. ` +
+      "Start PostgreSQL there or point KILN_TEST_DATABASE_URL at one.",
+  );
+}
+
+const schemas = new Set<string>();
+const stores: PostgresStore[] = [];
+
+function freshSchema(): string {
+  const schema = `kiln_test_${randomUUID().replaceAll("-", "").slice(0, 16)}`;
+  schemas.add(schema);
+  return schema;
+}
+
+async function openStore(schema: string, nodeId = "node-a"): Promise<PostgresStore> {
+  const store = await PostgresStore.open({
+    connectionString: databaseUrl,
+    schema,
+    nodeId,
+    maxLogChars: 1000,
+  });
+  stores.push(store);
+  return store;
+}
+
+after(async () => {
+  await Promise.all(stores.map((store) => store.close()));
+  for (const schema of schemas) await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await admin.end();
+});
+
+runStoreContract("PostgresStore", () => openStore(freshSchema()));
+
+const project = "default";
+const lane: Lane = { project, functionName: "hello", revision: "a".repeat(64) };
+const t0 = new Date("2026-01-01T00:00:00.123Z");
+const at = (ms: number) => new Date(t0.getTime() + ms);
+
+async function deployHello(store: PostgresStore, archive = new Uint8Array([1, 2, 3])): Promise<void> {
+  await store.ensureProject(project, t0);
+  await store.deployRevision({
+    project,
+    name: lane.functionName,
+    digest: lane.revision,
+    spec: { runtime: "node", entry: ["index.js"] },
+    archive,
+    settings: defaultSettings,
+    now: t0,
+  });
+}
+
+function newTask(overrides: Partial<NewTask> = {}): NewTask {
+  return {
+    id: randomUUID(),
+    ...lane,
+    priority: 0,
+    payload: "{}",
+    label: null,
+    idempotencyKey: null,
+    timeoutS: 60,
+    createdAt: t0,
+    runAt: t0,
+    callbackUrl: null,
+    ...overrides,
+  };
+}
+
+/** Polls PostgreSQL (not a clock) until `condition` holds, for at most five seconds. */
+async function waitFor(condition: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
+    await sleep(10);
+  }
+}
+
+describe("PostgresStore on a database shared by several nodes", { timeout: 30_000 }, () => {
+  test("eight claims in flight at once, on eight connections, each get different tasks", async () => {
+    const schema = freshSchema();
+    const nodeId = `node-${randomUUID()}`;
+    const store = await openStore(schema, nodeId);
+    await deployHello(store);
+    await store.enqueueTasks(Array.from({ length: 200 }, () => newTask()));
+    // Hold the claims back at the table lock until all eight have reached PostgreSQL, then let them race.
+    const locker = await admin.connect();
+    await locker.query("BEGIN");
+    await locker.query(`LOCK TABLE ${schema}.tasks IN SHARE MODE`);
+    const claims = Promise.all(Array.from({ length: 8 }, () => store.claimTasks(lane, 40, at(1))));
+    try {
+      await waitFor(async () => {
+        const { rows } = await admin.query<{ waiting: number }>(
+          `SELECT count(DISTINCT pid)::int AS waiting FROM pg_stat_activity
+             WHERE application_name = $1 AND wait_event_type = 'Lock' AND query LIKE '%SKIP LOCKED%'`,
+          [`kiln ${nodeId}`],
+        );
+        return rows[0]?.waiting === 8;
+      }, "eight claims wait on the lock");
+    } finally {
+      await locker.query("COMMIT");
+      locker.release();
+    }
+    const ids = (await claims).flat().map((task) => task.id);
+    assert.equal(ids.length, 200);
+    assert.equal(new Set(ids).size, 200);
+  });
+
+  test("a claim passes over tasks another transaction has locked instead of waiting for them", async () => {
+    const schema = freshSchema();
+    const store = await openStore(schema);
+    await deployHello(store);
+    await store.enqueueTasks(Array.from({ length: 30 }, () => newTask()));
+    const locker = await admin.connect();
+    await locker.query("BEGIN");
+    const { rows: locked } = await locker.query<{ id: string }>(
+      `SELECT id FROM ${schema}.tasks ORDER BY seq LIMIT 10 FOR UPDATE`,
+    );
+    const waited = sleep(2000, "waited for the locked tasks" as const, { ref: false });
+    let claimed;
+    try {
+      claimed = await Promise.race([store.claimTasks(lane, 100, at(1)), waited]);
+    } finally {
+      await locker.query("COMMIT");
+      locker.release();
+    }
+    assert.ok(Array.isArray(claimed), "the claim returned while the rows were locked");
+    assert.equal(claimed.length, 20);
+    const lockedIds = new Set(locked.map((row) => row.id));
+    assert.ok(claimed.every((task) => !lockedIds.has(task.id)));
+    const rest = await store.claimTasks(lane, 100, at(2));
+    assert.deepEqual(new Set(rest.map((task) => task.id)), lockedIds);
+  });
+
+  test("claims on two nodes never start the same task", async () => {
+    const schema = freshSchema();
+    const nodeA = await openStore(schema, "node-a");
+    const nodeB = await openStore(schema, "node-b");
+    await deployHello(nodeA);
+    await nodeA.enqueueTasks(
+      Array.from({ length: 1000 }, (_, i) => newTask({ priority: (i % 3) as 0 | 1 | 2 })),
+    );
+    const claimUntilEmpty = async (store: PostgresStore) => {
+      const ids: string[] = [];
+      for (;;) {
+        const batch = await store.claimTasks(lane, 16, at(1), ids.length % 64 === 0 ? "oldest" : "priority");
+        if (batch.length === 0) return ids;
+        ids.push(...batch.map((task) => task.id));
+      }
+    };
+    const perClaimer = await Promise.all([nodeA, nodeB, nodeA, nodeB].map(claimUntilEmpty));
+    const ids = perClaimer.flat();
+    assert.equal(ids.length, 1000);
+    assert.equal(new Set(ids).size, 1000);
+  });
+
+  test("recovery after a restart ends only the restarting node's running tasks", async () => {
+    const schema = freshSchema();
+    const nodeA = await openStore(schema, "node-a");
+    const nodeB = await openStore(schema, "node-b");
+    await deployHello(nodeA);
+    await nodeA.enqueueTasks([newTask(), newTask()]);
+    const [onA] = await nodeA.claimTasks(lane, 1, at(1));
+    const [onB] = await nodeB.claimTasks(lane, 1, at(1));
+    const restartedA = await openStore(schema, "node-a");
+    assert.equal(await restartedA.recoverInterruptedTasks(at(2), 3), 1);
+    const taskA = await nodeB.getTask(project, onA!.id);
+    assert.equal(taskA?.state, "queued");
+    assert.deepEqual(
+      taskA?.attempts.map((attempt) => [attempt.outcome, attempt.startedAt]),
+      [["lost", at(1)]],
+    );
+    assert.equal((await nodeB.getTask(project, onB!.id))?.state, "running");
+  });
+
+  test("one idempotency key enqueued on two nodes at once creates one task", async () => {
+    const schema = freshSchema();
+    const nodeA = await openStore(schema, "node-a");
+    const nodeB = await openStore(schema, "node-b");
+    await deployHello(nodeA);
+    for (let round = 0; round < 20; round++) {
+      const key = `key-${round}`;
+      const [[a], [b]] = await Promise.all([
+        nodeA.enqueueTasks([newTask({ idempotencyKey: key })]),
+        nodeB.enqueueTasks([newTask({ idempotencyKey: key })]),
+      ]);
+      assert.equal(a?.task.id, b?.task.id);
+      assert.equal(Number(a?.created) + Number(b?.created), 1);
+    }
+    assert.equal((await nodeA.listTasks({ project, limit: 100 })).tasks.length, 20);
+  });
+
+  test("a revision archive deployed through one node is read back byte for byte on another", async () => {
+    const schema = freshSchema();
+    const nodeA = await openStore(schema, "node-a");
+    const nodeB = await openStore(schema, "node-b");
+    const archive = new Uint8Array(300_000).map((_, i) => (i * 7919) % 256);
+    await deployHello(nodeA, archive);
+    assert.deepEqual(new Uint8Array((await nodeB.getRevisionArchive(lane.revision))!), archive);
+    assert.equal(await nodeB.getRevisionArchive("f".repeat(64)), null);
+  });
+
+  test("nodes opening a new schema at once apply each migration once", async () => {
+    const schema = freshSchema();
+    await Promise.all(["node-a", "node-b", "node-c", "node-d"].map((node) => openStore(schema, node)));
+    const { rows } = await admin.query<{ version: number; name: string }>(
+      `SELECT version, name FROM ${schema}.kiln_migrations ORDER BY version`,
+    );
+    assert.deepEqual(
+      rows.map((row) => row.name),
+      migrations.map((migration) => migration.name),
+    );
+  });
+
+  test("keeps payload JSON text as written, dates to the millisecond, and NUL in a log as U+FFFD", async () => {
+    const store = await openStore(freshSchema());
+    await deployHello(store);
+    const payload = '{"b":1, "a":[2.50,"\\u0000"]}';
+    const [created] = await store.enqueueTasks([newTask({ payload, createdAt: at(1), runAt: at(1) })]);
+    assert.deepEqual(created?.task.createdAt, new Date("2026-01-01T00:00:00.124Z"));
+    const [claimed] = await store.claimTasks(lane, 1, at(7));
+    assert.equal(claimed?.payload, payload);
+    await store.finishAttempts([
+      {
+        taskId: claimed.id,
+        attempt: 1,
+        startedAt: at(7),
+        finishedAt: at(9),
+        outcome: "succeeded",
+        failure: null,
+        result: "null",
+        log: "a\u0000b",
+        next: { state: "succeeded" },
+      },
+    ]);
+    const task = await store.getTask(project, claimed.id);
+    assert.deepEqual([task?.startedAt, task?.finishedAt, task?.startLatencyMs], [at(7), at(9), 6]);
+    assert.equal(await store.getTaskLog(project, claimed.id), "a\uFFFDb");
+  });
+});
+
+/**
+ * A script that calls every method of the port, with every result it sees in order. Ids and times are
+ * fixed, so two adapters that behave alike produce the same record; cursors (which encode the adapter's
+ * own sequence numbers) are recorded only as present or not, and unordered lists are sorted.
+ */
+async function recordScript(store: Store): Promise<[string, unknown][]> {
+  const record: [string, unknown][] = [];
+  const see = async <T>(label: string, value: Promise<T>): Promise<T> => {
+    const result = await value;
+    record.push([label, result]);
+    return result;
+  };
+  const byLane = (lanes: Lane[]) => lanes.map((l) => `${l.project}/${l.functionName}/${l.revision}`).sort();
+  const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`;
+  const other: Lane = { project: "other", functionName: "awake", revision: "c".repeat(64) };
+
+  await see("ensureProject", store.ensureProject(project, t0));
+  await see("ensureProject again", store.ensureProject(project, at(1)));
+  await see("hasProject", store.hasProject(project));
+  await see("hasProject unknown", store.hasProject("nope"));
+  await see(
+    "deploy",
+    store.deployRevision({
+      project,
+      name: lane.functionName,
+      digest: lane.revision,
+      spec: { runtime: "node", entry: ["index.js"] },
+      archive: new Uint8Array([1, 2, 3]),
+      settings: { ...defaultSettings, env: { B: "2", A: "\u0000" } },
+      now: t0,
+    }),
+  );
+  await store.ensureProject(other.project, t0);
+  await see(
+    "deploy warm",
+    store.deployRevision({
+      project: other.project,
+      name: other.functionName,
+      digest: other.revision,
+      spec: { runtime: "exec", entry: ["python3", "main.py"] },
+      archive: new Uint8Array(0),
+      settings: { minWarm: 2 },
+      now: at(1),
+    }),
+  );
+  await see(
+    "deploy b",
+    store.deployRevision({
+      project,
+      name: lane.functionName,
+      digest: "b".repeat(64),
+      spec: { runtime: "node", entry: ["b.js"] },
+      archive: new Uint8Array([9]),
+      settings: { retries: 2 },
+      now: t0, // the same millisecond as the first revision: insertion order decides
+    }),
+  );
+  await see("getFunction", store.getFunction(project, lane.functionName));
+  await see("getFunction unknown", store.getFunction(project, "nope"));
+  await see("listFunctions", store.listFunctions(project));
+  await see("listWarmFunctions", store.listWarmFunctions());
+  await see("listRevisions", store.listRevisions(project, lane.functionName));
+  await see("setCurrentRevision", store.setCurrentRevision(project, lane.functionName, lane.revision, at(2)));
+  await see("setCurrentRevision unknown", store.setCurrentRevision(project, lane.functionName, "e", at(2)));
+  await see(
+    "updateFunctionSettings",
+    store.updateFunctionSettings(
+      project,
+      lane.functionName,
+      { ...defaultSettings, minWarm: 1, maxConcurrency: 3 },
+      at(3),
+    ),
+  );
+  await see(
+    "updateFunctionSettings unknown",
+    store.updateFunctionSettings(project, "nope", defaultSettings, at(3)),
+  );
+  await see("listWarmFunctions after", store.listWarmFunctions());
+  await see("getRevisionArchive", store.getRevisionArchive(lane.revision));
+  await see("getRevisionArchive empty", store.getRevisionArchive(other.revision));
+  await see("getRevisionArchive unknown", store.getRevisionArchive("nope"));
+
+  const callbackUrl = "http://127.0.0.1:9/hook";
+  await see(
+    "enqueue",
+    store.enqueueTasks([
+      newTask({ id: id(1), priority: 1, label: "x", callbackUrl }),
+      newTask({ id: id(2), priority: 2, idempotencyKey: "k" }),
+      newTask({ id: id(3), idempotencyKey: "k", payload: '{"dup":true}' }),
+      newTask({ id: id(4), runAt: at(100), callbackUrl }),
+      newTask({ id: id(5), label: "x", payload: '{"z":1,"a":[1.50]}' }),
+      newTask({ id: id(6), ...other, runAt: at(50) }),
+      newTask({ id: id(7), callbackUrl }),
+    ]),
+  );
+  await see("enqueue nothing", store.enqueueTasks([]));
+  await see("enqueue repeated key", store.enqueueTasks([newTask({ id: id(8), idempotencyKey: "k" })]));
+  await see("nextRunAt", store.nextRunAt());
+  await see("listReadyLanes", store.listReadyLanes().then(byLane));
+  await see("claim oldest", store.claimTasks(lane, 1, at(10), "oldest"));
+  await see("claim priority", store.claimTasks(lane, 2, at(11)));
+  await see("claim none", store.claimTasks(lane, 0, at(11)));
+  await see("updateProgress", store.updateProgress(id(2), 1, { percent: 50, message: "half" }));
+  await see("updateProgress stale", store.updateProgress(id(2), 7, { percent: 99 }));
+  await see("getTask running", store.getTask(project, id(2)));
+  const failure = { kind: "handler_error", message: "boom", stack: "at x", retryable: true } as const;
+  await see(
+    "finish",
+    store.finishAttempts([
+      {
+        taskId: id(1),
+        attempt: 1,
+        startedAt: at(10),
+        finishedAt: at(20),
+        outcome: "handler_error",
+        failure,
+        result: null,
+        log: "first\n",
+        next: { state: "delayed", runAt: at(60) },
+      },
+      {
+        taskId: id(2),
+        attempt: 1,
+        startedAt: at(11),
+        finishedAt: at(21),
+        outcome: "succeeded",
+        failure: null,
+        result: '{"ok":true}',
+        log: "y".repeat(900),
+        next: { state: "succeeded" },
+      },
+      {
+        taskId: id(2),
+        attempt: 1,
+        startedAt: at(11),
+        finishedAt: at(22),
+        outcome: "succeeded",
+        failure: null,
+        result: '"again"',
+        log: "twice",
+        next: { state: "succeeded" },
+      },
+      {
+        taskId: id(5),
+        attempt: 1,
+        startedAt: at(11),
+        finishedAt: at(23),
+        outcome: "timeout",
+        failure: { ...failure, kind: "timeout", retryable: false },
+        result: null,
+        log: "",
+        next: { state: "timed_out" },
+      },
+    ]),
+  );
+  await see("releaseDueTasks early", store.releaseDueTasks(at(49)).then(byLane));
+  await see("releaseDueTasks", store.releaseDueTasks(at(60)).then(byLane));
+  await see("nextRunAt after", store.nextRunAt());
+  const [retry] = await see("claim retry", store.claimTasks(lane, 5, at(61)));
+  await see(
+    "finish retry",
+    store.finishAttempts([
+      {
+        taskId: retry!.id,
+        attempt: retry!.attempt,
+        startedAt: at(61),
+        finishedAt: at(62),
+        outcome: "crashed",
+        failure: { ...failure, kind: "crashed" },
+        result: null,
+        log: "z".repeat(200),
+        next: { state: "failed" },
+      },
+    ]),
+  );
+  await see("claim other", store.claimTasks(other, 5, at(63)));
+  await see("recover", store.recoverInterruptedTasks(at(64), 1));
+  await see("cancel delayed", store.cancelPendingTask(project, id(4), at(65)));
+  await see("cancel queued", store.cancelPendingTask(project, id(7), at(66)));
+  await see("cancel finished", store.cancelPendingTask(project, id(2), at(66)));
+  await see("cancel unknown", store.cancelPendingTask(project, "nope", at(66)));
+  await see("nextCallbackAt", store.nextCallbackAt());
+  const due = await see("listDueCallbacks", store.listDueCallbacks(at(70), 10));
+  await see("listDueCallbacks limited", store.listDueCallbacks(at(70), 1));
+  await see("listDueCallbacks early", store.listDueCallbacks(at(61), 10));
+  for (const [index, callback] of due.entries())
+    await see(
+      `recordCallbackAttempt ${index}`,
+      store.recordCallbackAttempt(callback.task.id, {
+        delivered: index === 0,
+        retryAt: index === 1 ? at(200) : null,
+      }),
+    );
+  await see(
+    "recordCallbackAttempt not pending",
+    store.recordCallbackAttempt(id(2), { delivered: true, retryAt: null }),
+  );
+  await see("nextCallbackAt after", store.nextCallbackAt());
+  await see("listDueCallbacks after", store.listDueCallbacks(at(300), 10));
+  await see("requeue", store.requeueFinishedTask(project, id(1), at(80)));
+  await see("requeue unfinished", store.requeueFinishedTask(project, id(1), at(81)));
+  await see("requeue unknown", store.requeueFinishedTask(project, "nope", at(81)));
+  await see(
+    "enqueueAndClaim",
+    store.enqueueAndClaimTasks(
+      [
+        newTask({ id: id(9), priority: 3, createdAt: at(90), runAt: at(90) }),
+        newTask({ id: id(10), idempotencyKey: "k" }),
+      ],
+      { lane, limit: 1, now: at(95) },
+    ),
+  );
+  // A lost attempt is not charged; a log that reaches the limit exactly is cut at the next append; a
+  // requeued task's callback starts over.
+  const laneB: Lane = { ...lane, revision: "b".repeat(64) };
+  const succeeded = {
+    outcome: "succeeded",
+    failure: null,
+    result: "1",
+    next: { state: "succeeded" },
+  } as const;
+  await see(
+    "enqueue lane b",
+    store.enqueueTasks([newTask({ id: id(11), ...laneB, callbackUrl }), newTask({ id: id(12), ...laneB })]),
+  );
+  await see("claim lane b", store.claimTasks(laneB, 2, at(100)));
+  await see(
+    "finish lost",
+    store.finishAttempts([
+      {
+        taskId: id(11),
+        attempt: 1,
+        startedAt: at(100),
+        finishedAt: at(101),
+        outcome: "lost",
+        failure: { kind: "lost", message: "gone", retryable: true },
+        result: null,
+        log: "L".repeat(1000),
+        next: { state: "delayed", runAt: at(110) },
+      },
+      { taskId: id(12), attempt: 1, startedAt: at(100), finishedAt: at(101), ...succeeded, log: "" },
+    ]),
+  );
+  await see("log at the limit", store.getTaskLog(project, id(11)));
+  await see("release lane b", store.releaseDueTasks(at(110)).then(byLane));
+  await see("claim after lost", store.claimTasks(laneB, 2, at(111)));
+  await see(
+    "finish after lost",
+    store.finishAttempts([
+      { taskId: id(11), attempt: 2, startedAt: at(111), finishedAt: at(112), ...succeeded, log: "more" },
+    ]),
+  );
+  await see("callbacks of lane b", store.listDueCallbacks(at(300), 10));
+  await see("callback failed", store.recordCallbackAttempt(id(11), { delivered: false, retryAt: null }));
+  await see("requeue with callback", store.requeueFinishedTask(project, id(11), at(120)));
+  await see("claim requeued", store.claimTasks(laneB, 2, at(121)));
+  await see(
+    "finish requeued",
+    store.finishAttempts([
+      { taskId: id(11), attempt: 3, startedAt: at(121), finishedAt: at(122), ...succeeded, log: "" },
+    ]),
+  );
+  await see("callbacks after requeue", store.listDueCallbacks(at(300), 10));
+  for (const task of (await store.listTasks({ project, limit: 100 })).tasks)
+    await see(`getTaskLog ${task.id}`, store.getTaskLog(project, task.id));
+  await see("getTaskLog unknown", store.getTaskLog(project, "nope"));
+  let cursor: string | undefined;
+  for (let page = 0; page < 4; page++) {
+    const result = await store.listTasks({ project, limit: 3, ...(cursor === undefined ? {} : { cursor }) });
+    record.push([`listTasks page ${page}`, { tasks: result.tasks, more: result.nextCursor !== null }]);
+    if (result.nextCursor === null) break;
+    cursor = result.nextCursor;
+  }
+  for (const query of [
+    { state: "queued" as const },
+    { state: "failed" as const },
+    { label: "x" },
+    { functionName: "nope" },
+  ])
+    await see(`listTasks ${JSON.stringify(query)}`, store.listTasks({ project, limit: 10, ...query }));
+  await assert.rejects(async () => store.listTasks({ project, limit: 1, cursor: "bogus" }), /cursor/);
+  return record;
+}
+
+test("PostgresStore answers every call of a script exactly as SqliteStore does", async () => {
+  const sqlite = new SqliteStore({ path: ":memory:", maxLogChars: 1000 });
+  const expected = await recordScript(sqlite);
+  await sqlite.close();
+  const actual = await recordScript(await openStore(freshSchema()));
+  assert.equal(actual.length, expected.length);
+  for (const [index, [label, value]] of expected.entries()) {
+    assert.equal(actual[index]?.[0], label);
+    assert.deepEqual(actual[index]?.[1], value, label);
+  }
+});
