@@ -1,6 +1,7 @@
 /** Wiring: build a node's components from its configuration and start it. */
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { userInfo } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
@@ -14,6 +15,7 @@ import { RevisionCache } from "./runner/revision-cache.js";
 import type { IsolationLevel } from "./runner/sandbox-backend.js";
 import { Runner } from "./runner/runner.js";
 import { SandboxPool } from "./runner/sandbox-pool.js";
+import { PostgresStore } from "./store/postgres/postgres-store.js";
 import { SqliteStore } from "./store/sqlite/sqlite-store.js";
 import type { Store } from "./store/store.js";
 import { packFunction } from "./client/pack-function.js";
@@ -59,10 +61,7 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const { token, generated } = await resolveToken(config);
 
-  const store = new SqliteStore({
-    path: path.join(config.dataDir, "kiln.db"),
-    maxLogChars: config.maxLogBytes,
-  });
+  const store = await openStore(config);
   await store.ensureProject("default", new Date());
   const runner = new Runner();
   // The pool and the dispatcher call each other: the pool reports idle sandboxes, the dispatcher fills them.
@@ -128,6 +127,23 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
       await store.close();
     },
   };
+}
+
+/** SQLite in the data directory, or PostgreSQL when a database URL is configured. */
+async function openStore(config: Readonly<Config>): Promise<Store> {
+  if (config.database === null) {
+    return new SqliteStore({ path: path.join(config.dataDir, "kiln.db"), maxLogChars: config.maxLogBytes });
+  }
+  // The node's name outlives restarts (its recovery finds the tasks it claimed before) and is unique.
+  const nodeId = await readOrCreateSecret(path.join(config.dataDir, "node-id"), "node-");
+  // `pg` takes the user from PGUSER or USER only; psql's habit is the OS account.
+  process.env.PGUSER ??= process.env.USER ?? userInfo().username;
+  return PostgresStore.open({
+    connectionString: config.database,
+    schema: config.databaseSchema,
+    nodeId,
+    maxLogChars: config.maxLogBytes,
+  });
 }
 
 /** Deploys every function directory under `examples/` (an unchanged one keeps its revision). */

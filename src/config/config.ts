@@ -7,6 +7,13 @@ export interface Config {
   dataDir: string;
   host: string;
   port: number;
+  /**
+   * `postgres://…` to keep the durable state in PostgreSQL instead of `dataDir/kiln.db`. One node per
+   * database for now: leases that hand a dead node's tasks to another come with the distributed mode.
+   */
+  database: string | null;
+  /** The PostgreSQL schema Kiln's tables live in. */
+  databaseSchema: string;
   /** Admin token; when unset, one is generated on first start and kept in `dataDir/admin-token`. */
   token: string | null;
   /** Worker processes this node may run at once (its task slots). */
@@ -57,6 +64,8 @@ export const defaultConfig: Config = {
   host: "127.0.0.1",
   port: 7878,
   token: null,
+  database: null,
+  databaseSchema: "kiln",
   maxWorkers: 16,
   workerMaxTasks: 10_000,
   workerIdleMs: 5 * 60_000,
@@ -86,6 +95,8 @@ const envNames: { [K in keyof Config]?: string } = {
   host: "KILN_HOST",
   port: "KILN_PORT",
   token: "KILN_TOKEN",
+  database: "KILN_DATABASE_URL",
+  databaseSchema: "KILN_DATABASE_SCHEMA",
   maxWorkers: "KILN_MAX_WORKERS",
   maxPayloadBytes: "KILN_MAX_PAYLOAD_BYTES",
   maxResultBytes: "KILN_MAX_RESULT_BYTES",

@@ -25,6 +25,10 @@ export interface KilnServerOptions {
   examples?: boolean;
   /** `--max-workers`; the server's default (16) when unset. */
   maxWorkers?: number;
+  /** More `kiln serve` arguments. */
+  args?: string[];
+  /** More environment variables for the server. */
+  env?: Record<string, string>;
 }
 
 /** A process on this machine, as /proc shows it. */
@@ -169,6 +173,8 @@ export class KilnServer {
     const args = [kilnBin, "serve", "--data-dir", this.dataDir, "--port", "0", "--json"];
     if (this.options.examples) args.push("--examples");
     if (this.options.maxWorkers !== undefined) args.push("--max-workers", String(this.options.maxWorkers));
+    args.push(...(this.options.args ?? []));
+    Object.assign(env, this.options.env);
     const child = spawn(process.execPath, args, { cwd: repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
     if (child.pid !== undefined) this.serverPids.push(child.pid);

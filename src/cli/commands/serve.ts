@@ -12,6 +12,7 @@ const options = {
   "max-workers": { type: "string" },
   examples: { type: "boolean" },
   isolation: { type: "string" },
+  database: { type: "string" },
   "allow-weak-isolation": { type: "boolean" },
 } as const;
 
@@ -28,6 +29,8 @@ it in <data dir>/admin-token, where the other kiln commands on this machine find
   --data-dir D      database, token and code (env KILN_DATA_DIR; default ./.kiln)
   --max-workers N   tasks this node runs at once (env KILN_MAX_WORKERS; default 16)
   --examples        deploy the functions under examples/ at start
+  --database URL    keep the durable state in PostgreSQL (postgres://…) instead of <data dir>/kiln.db;
+                    one node per database for now (env KILN_DATABASE_URL)
   --isolation L     auto (default: the strongest the host offers), strong (refuse to start without it)
                     or process (development only) (env KILN_ISOLATION)
   --allow-weak-isolation
@@ -43,6 +46,7 @@ it in <data dir>/admin-token, where the other kiln commands on this machine find
       maxWorkers: parseIntegerFlag("serve", "max-workers", values["max-workers"], { min: 1 }),
       token: values.token,
       deployExamples: values.examples,
+      database: values.database,
       isolation: parseIsolation(values.isolation),
       allowWeakIsolation: values["allow-weak-isolation"],
     });
