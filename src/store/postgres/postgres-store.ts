@@ -3,8 +3,7 @@
  * statement or one transaction; claims use `FOR UPDATE SKIP LOCKED` so nodes never start the same task.
  */
 import pg from "pg";
-import { KilnError } from "../../domain/errors.js";
-import { defaultSettings, type FunctionSettings, type RevisionSpec } from "../../domain/function-settings.js";
+import { defaultSettings, type FunctionSettings } from "../../domain/function-settings.js";
 import type { Failure, Progress, Task } from "../../domain/task.js";
 import type {
   AttemptEnd,
@@ -23,7 +22,20 @@ import type {
   TaskQuery,
 } from "../store.js";
 import { migrations } from "./migrations/index.js";
-import { taskColumns, toTask, type StoredAttempt, type TaskRow } from "./task-row.js";
+import {
+  decodeCursor,
+  distinctLanes,
+  encodeCursor,
+  logTruncatedMarker,
+  toFunctionRecord,
+  toRevisionRecord,
+  toTask,
+  type FunctionRow,
+  type LaneRow,
+  type RevisionRow,
+  type StoredAttempt,
+  type TaskRow,
+} from "../rows.js";
 
 export interface PostgresStoreOptions {
   /** `postgres://user@host:port/database`. */
@@ -48,23 +60,6 @@ interface Queryable {
   query<Row extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<Row>>;
 }
 
-interface FunctionRow {
-  project: string;
-  name: string;
-  current_revision: string;
-  settings: string;
-  spec: string;
-  created_at: number;
-  updated_at: number;
-}
-
-interface RevisionRow {
-  digest: string;
-  spec: string;
-  size_bytes: number;
-  created_at: number;
-}
-
 interface ClaimRow {
   seq: number;
   id: string;
@@ -75,14 +70,11 @@ interface ClaimRow {
   charged_attempts: number;
 }
 
-interface LaneRow {
-  project: string;
-  function_name: string;
-  revision: string;
-}
+/** The columns a `Task` is read from, for `SELECT` and `RETURNING` lists (the log is read on its own). */
+export const taskColumns = `seq, id, project, function_name, revision, state, priority, payload, label,
+  idempotency_key, timeout_s, created_at, run_at, started_at, finished_at, start_latency_ms, attempt,
+  attempt_started_at, lost_attempts, attempts, result, failure, progress, callback_url, callback_attempts`;
 
-const logTruncatedMarker = "\n[kiln: log truncated]\n";
-/** The advisory lock that migrations of every schema take turns on ("kiln" in ASCII). */
 const migrationLockKey = 0x6b696c6e;
 const schemaPattern = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -746,46 +738,4 @@ function toStoredAttempt(end: AttemptEnd): StoredAttempt {
 
 function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-function toFunctionRecord(row: FunctionRow): FunctionRecord {
-  return {
-    project: row.project,
-    name: row.name,
-    currentRevision: row.current_revision,
-    spec: JSON.parse(row.spec) as RevisionSpec,
-    // Settings written before a setting existed take its default.
-    settings: { ...defaultSettings, ...(JSON.parse(row.settings) as Partial<FunctionSettings>) },
-    createdAt: new Date(row.created_at),
-    updatedAt: new Date(row.updated_at),
-  };
-}
-
-function toRevisionRecord(row: RevisionRow): RevisionRecord {
-  return {
-    digest: row.digest,
-    spec: JSON.parse(row.spec) as RevisionSpec,
-    sizeBytes: row.size_bytes,
-    createdAt: new Date(row.created_at),
-  };
-}
-
-function distinctLanes(rows: LaneRow[]): Lane[] {
-  const lanes = new Map<string, Lane>();
-  for (const row of rows) {
-    const lane = { project: row.project, functionName: row.function_name, revision: row.revision };
-    lanes.set(`${lane.project}\u0000${lane.functionName}\u0000${lane.revision}`, lane);
-  }
-  return [...lanes.values()];
-}
-
-function encodeCursor(seq: number): string {
-  return Buffer.from(`seq:${seq}`).toString("base64url");
-}
-
-function decodeCursor(cursor: string): number {
-  const match = /^seq:(\d+)$/.exec(Buffer.from(cursor, "base64url").toString());
-  if (match?.[1] === undefined)
-    throw new KilnError("BAD_REQUEST", "the cursor is not one a task list returned");
-  return Number(match[1]);
 }

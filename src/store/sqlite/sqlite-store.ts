@@ -1,7 +1,6 @@
 /** The embedded `Store`: better-sqlite3 in WAL mode, with group commit for writes. */
 import Database from "better-sqlite3";
-import { KilnError } from "../../domain/errors.js";
-import { defaultSettings, type FunctionSettings, type RevisionSpec } from "../../domain/function-settings.js";
+import { defaultSettings, type FunctionSettings } from "../../domain/function-settings.js";
 import type { Failure, Progress, Task } from "../../domain/task.js";
 import type {
   AttemptEnd,
@@ -21,7 +20,20 @@ import type {
 } from "../store.js";
 import { GroupCommit } from "./group-commit.js";
 import { migrations } from "./migrations/index.js";
-import { toTask, type StoredAttempt, type TaskRow } from "./task-row.js";
+import {
+  decodeCursor,
+  distinctLanes,
+  encodeCursor,
+  logTruncatedMarker,
+  toFunctionRecord,
+  toRevisionRecord,
+  toTask,
+  type FunctionRow,
+  type LaneRow,
+  type RevisionRow,
+  type StoredAttempt,
+  type TaskRow,
+} from "../rows.js";
 
 export interface SqliteStoreOptions {
   /** A file path, or ":memory:" for tests. */
@@ -29,25 +41,6 @@ export interface SqliteStoreOptions {
   /** A task's log is cut (and the cut marked) past this many characters. */
   maxLogChars: number;
 }
-
-interface FunctionRow {
-  project: string;
-  name: string;
-  current_revision: string;
-  settings: string;
-  spec: string;
-  created_at: number;
-  updated_at: number;
-}
-
-interface RevisionRow {
-  digest: string;
-  spec: string;
-  size_bytes: number;
-  created_at: number;
-}
-
-const logTruncatedMarker = "\n[kiln: log truncated]\n";
 
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
@@ -534,12 +527,6 @@ interface ClaimRow {
   charged_attempts: number;
 }
 
-interface LaneRow {
-  project: string;
-  function_name: string;
-  revision: string;
-}
-
 const selectFunctionSql = `
   SELECT f.project, f.name, f.current_revision, f.settings, r.spec, f.created_at, f.updated_at
   FROM functions f
@@ -555,45 +542,3 @@ const appendLogSql = `CASE
   WHEN length(log) > @maxLog THEN log
   WHEN length(log) + length(@log) > @maxLog THEN substr(log || @log, 1, @maxLog) || @marker
   ELSE log || @log END`;
-
-function toFunctionRecord(row: FunctionRow): FunctionRecord {
-  return {
-    project: row.project,
-    name: row.name,
-    currentRevision: row.current_revision,
-    spec: JSON.parse(row.spec) as RevisionSpec,
-    // Settings written before a setting existed take its default.
-    settings: { ...defaultSettings, ...(JSON.parse(row.settings) as Partial<FunctionSettings>) },
-    createdAt: new Date(row.created_at),
-    updatedAt: new Date(row.updated_at),
-  };
-}
-
-function toRevisionRecord(row: RevisionRow): RevisionRecord {
-  return {
-    digest: row.digest,
-    spec: JSON.parse(row.spec) as RevisionSpec,
-    sizeBytes: row.size_bytes,
-    createdAt: new Date(row.created_at),
-  };
-}
-
-function distinctLanes(rows: LaneRow[]): Lane[] {
-  const lanes = new Map<string, Lane>();
-  for (const row of rows) {
-    const lane = { project: row.project, functionName: row.function_name, revision: row.revision };
-    lanes.set(`${lane.project}\u0000${lane.functionName}\u0000${lane.revision}`, lane);
-  }
-  return [...lanes.values()];
-}
-
-function encodeCursor(seq: number): string {
-  return Buffer.from(`seq:${seq}`).toString("base64url");
-}
-
-function decodeCursor(cursor: string): number {
-  const match = /^seq:(\d+)$/.exec(Buffer.from(cursor, "base64url").toString());
-  if (match?.[1] === undefined)
-    throw new KilnError("BAD_REQUEST", "the cursor is not one a task list returned");
-  return Number(match[1]);
-}
