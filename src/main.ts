@@ -7,6 +7,8 @@ import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
 import { deployFunction } from "./api/deploy-function.js";
 import { buildApi } from "./api/server.js";
+import type { Cluster } from "./cluster/cluster.js";
+import { SingleNode } from "./cluster/single-node.js";
 import type { Config } from "./config/config.js";
 import { CallbackSender } from "./dispatch/callback-sender.js";
 import { Dispatcher } from "./dispatch/dispatcher.js";
@@ -15,6 +17,7 @@ import { RevisionCache } from "./runner/revision-cache.js";
 import type { IsolationLevel } from "./runner/sandbox-backend.js";
 import { Runner } from "./runner/runner.js";
 import { SandboxPool } from "./runner/sandbox-pool.js";
+import { PostgresCluster } from "./store/postgres/postgres-cluster.js";
 import { PostgresStore } from "./store/postgres/postgres-store.js";
 import { SqliteStore } from "./store/sqlite/sqlite-store.js";
 import type { Store } from "./store/store.js";
@@ -61,7 +64,7 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const { token, generated } = await resolveToken(config);
 
-  const store = await openStore(config);
+  const { store, cluster } = await openStore(config);
   await store.ensureProject("default", new Date());
   const runner = new Runner();
   // The pool and the dispatcher call each other: the pool reports idle sandboxes, the dispatcher fills them.
@@ -79,7 +82,8 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
     revisions: new RevisionCache(path.join(config.dataDir, "revisions"), store),
     onIdle: (lane) => dispatcher?.wake(lane),
     onRoomFreed: () => dispatcher?.roomFreed(),
-    onStartFailed: (lane, reason) => void dispatcher?.failStart(lane, reason),
+    onStartFailed: (lane, reason) =>
+      void dispatcher?.failStart(lane, reason).catch((error: unknown) => console.error("kiln:", error)),
   });
   const callbacks = new CallbackSender({
     store,
@@ -96,12 +100,23 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
     memoryTiersMb: config.memoryTiersMb,
     longTaskThresholdS: config.longTaskThresholdS,
   });
+  // Registered before the first claim: a node's claims are only ever recovered through its lease.
+  await cluster.join(dispatcher);
   await dispatcher.start();
 
   const scratchDir = path.join(config.dataDir, "scratch");
   await mkdir(scratchDir, { recursive: true });
   const sandboxUsage = () => pool.usage;
-  const app = await buildApi({ store, dispatcher, config, token, isolation, sandboxUsage, scratchDir });
+  const app = await buildApi({
+    store,
+    dispatcher,
+    cluster,
+    config,
+    token,
+    isolation,
+    sandboxUsage,
+    scratchDir,
+  });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === "object" && address !== null ? address.port : config.port;
@@ -124,26 +139,45 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
       await app.close();
       await pool.close();
       await running.settle();
+      await cluster.leave();
       await store.close();
     },
   };
 }
 
-/** SQLite in the data directory, or PostgreSQL when a database URL is configured. */
-async function openStore(config: Readonly<Config>): Promise<Store> {
+/** SQLite in the data directory (one node), or PostgreSQL shared by many when a database URL is configured. */
+async function openStore(config: Readonly<Config>): Promise<{ store: Store; cluster: Cluster }> {
   if (config.database === null) {
-    return new SqliteStore({ path: path.join(config.dataDir, "kiln.db"), maxLogChars: config.maxLogBytes });
+    const store = new SqliteStore({
+      path: path.join(config.dataDir, "kiln.db"),
+      maxLogChars: config.maxLogBytes,
+    });
+    return { store, cluster: new SingleNode() };
   }
   // The node's name outlives restarts (its recovery finds the tasks it claimed before) and is unique.
   const nodeId = await readOrCreateSecret(path.join(config.dataDir, "node-id"), "node-");
   // `pg` takes the user from PGUSER or USER only; psql's habit is the OS account.
   process.env.PGUSER ??= process.env.USER ?? userInfo().username;
-  return PostgresStore.open({
+  const store = await PostgresStore.open({
     connectionString: config.database,
     schema: config.databaseSchema,
     nodeId,
     maxLogChars: config.maxLogBytes,
   });
+  const cluster = new PostgresCluster({
+    store,
+    connectionString: config.database,
+    leaseTtlMs: config.leaseTtlMs,
+    pollIntervalMs: config.pollIntervalMs,
+    maxLostAttempts: config.maxLostAttempts,
+    onError: reportDatabaseTrouble,
+  });
+  return { store, cluster };
+}
+
+/** One line per trouble with the database: it is expected to come back, and the node carries on. */
+function reportDatabaseTrouble(error: unknown): void {
+  console.error(`kiln: database: ${error instanceof Error ? error.message : String(error)}`);
 }
 
 /** Deploys every function directory under `examples/` (an unchanged one keeps its revision). */

@@ -1,6 +1,7 @@
 /** Maps every failure to the one error shape `{ error: { code, message, details } }`. */
 import type { FastifyError, FastifyInstance } from "fastify";
 import { errorCatalog, KilnError, type ErrorCode } from "../domain/errors.js";
+import { StoreUnavailableError } from "../store/store.js";
 
 const fastifyCodes: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: "INVALID_JSON",
@@ -11,9 +12,10 @@ const fastifyCodes: Record<string, ErrorCode> = {
 };
 
 export function registerErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((error: FastifyError | KilnError, request, reply) => {
+  app.setErrorHandler((error: FastifyError | KilnError | StoreUnavailableError, request, reply) => {
     const { code, message, details } = toApiError(error);
-    if (errorCatalog[code].status >= 500) request.log.error({ err: error }, "request failed");
+    if (code === "STORE_UNAVAILABLE") void reply.header("retry-after", "1");
+    else if (errorCatalog[code].status >= 500) request.log.error({ err: error }, "request failed");
     return reply
       .status(errorCatalog[code].status)
       .send({ error: { code, message, details: details ?? null } });
@@ -29,12 +31,13 @@ export function registerErrorHandling(app: FastifyInstance): void {
   );
 }
 
-function toApiError(error: FastifyError | KilnError): {
+function toApiError(error: FastifyError | KilnError | StoreUnavailableError): {
   code: ErrorCode;
   message: string;
   details?: unknown;
 } {
   if (error instanceof KilnError) return { code: error.code, message: error.message, details: error.details };
+  if (error instanceof StoreUnavailableError) return { code: "STORE_UNAVAILABLE", message: error.message };
   if (error.validation !== undefined) {
     return {
       code: "BAD_REQUEST",

@@ -2,6 +2,7 @@
 import fastifySwagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
+import type { Cluster } from "../cluster/cluster.js";
 import type { Config } from "../config/config.js";
 import type { Dispatcher } from "../dispatch/dispatcher.js";
 import { KilnError } from "../domain/errors.js";
@@ -10,11 +11,13 @@ import { registerAuth } from "./auth.js";
 import { registerErrorHandling } from "./error-handler.js";
 import { functionRoutes } from "./routes/function-routes.js";
 import { invokeRoutes } from "./routes/invoke-routes.js";
+import { nodeRoutes } from "./routes/node-routes.js";
 import { taskRoutes } from "./routes/task-routes.js";
 
 export interface ApiOptions {
   store: Store;
   dispatcher: Dispatcher;
+  cluster: Cluster;
   config: Readonly<Config>;
   token: string;
   /** What `/healthz` reports as the isolation level in force. */
@@ -63,6 +66,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   app.get("/healthz", { schema: { hide: true } }, () => ({
     status: "ok",
+    node: options.cluster.nodeId,
     isolation: options.isolation,
     sandboxes: { ...options.sandboxUsage(), memoryBudgetMb: options.config.memoryBudgetMb },
   }));
@@ -70,6 +74,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   await app.register(functionRoutes(context));
   await app.register(taskRoutes(context));
   await app.register(invokeRoutes(context));
+  await app.register(nodeRoutes(context));
   await app.ready();
   return app;
 }

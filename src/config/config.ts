@@ -8,12 +8,19 @@ export interface Config {
   host: string;
   port: number;
   /**
-   * `postgres://…` to keep the durable state in PostgreSQL instead of `dataDir/kiln.db`. One node per
-   * database for now: leases that hand a dead node's tasks to another come with the distributed mode.
+   * `postgres://…` to keep the durable state in PostgreSQL instead of `dataDir/kiln.db`: every node
+   * given the same database (and schema) is one Kiln.
    */
   database: string | null;
   /** The PostgreSQL schema Kiln's tables live in. */
   databaseSchema: string;
+  /**
+   * With PostgreSQL: how long a node's lease lasts. It renews it every third of this; once it has
+   * expired, another node records the tasks it was running as `lost` and runs them again.
+   */
+  leaseTtlMs: number;
+  /** With PostgreSQL: how often a node looks for work that a lost notification would have announced. */
+  pollIntervalMs: number;
   /** Admin token; when unset, one is generated on first start and kept in `dataDir/admin-token`. */
   token: string | null;
   /** Worker processes this node may run at once (its task slots). */
@@ -66,6 +73,8 @@ export const defaultConfig: Config = {
   token: null,
   database: null,
   databaseSchema: "kiln",
+  leaseTtlMs: 5000,
+  pollIntervalMs: 1000,
   maxWorkers: 16,
   workerMaxTasks: 10_000,
   workerIdleMs: 5 * 60_000,
@@ -97,6 +106,8 @@ const envNames: { [K in keyof Config]?: string } = {
   token: "KILN_TOKEN",
   database: "KILN_DATABASE_URL",
   databaseSchema: "KILN_DATABASE_SCHEMA",
+  leaseTtlMs: "KILN_LEASE_TTL_MS",
+  pollIntervalMs: "KILN_POLL_INTERVAL_MS",
   maxWorkers: "KILN_MAX_WORKERS",
   maxPayloadBytes: "KILN_MAX_PAYLOAD_BYTES",
   maxResultBytes: "KILN_MAX_RESULT_BYTES",
@@ -135,6 +146,12 @@ export function loadConfig(
   }
   const config = { ...defaultConfig, ...fromEnv, ...withoutUndefined(overrides) } as Config;
   config.dataDir = path.resolve(config.dataDir);
+  // Shorter than this, a busy database or a garbage collection pause would pass for a dead node.
+  if (config.leaseTtlMs < 500)
+    throw new Error(`the lease must last at least 500 ms, got ${config.leaseTtlMs}`);
+  if (config.pollIntervalMs < 10) {
+    throw new Error(`the poll interval must be at least 10 ms, got ${config.pollIntervalMs}`);
+  }
   if (!["auto", "strong", "process"].includes(config.isolation)) {
     throw new Error(`isolation must be auto, strong or process, got '${String(config.isolation)}'`);
   }

@@ -21,6 +21,8 @@ export interface CallbackSenderOptions {
 const requestTimeoutMs = 10_000;
 const maxRetryDelayMs = 60_000;
 const batchSize = 32;
+/** A claimed callback is due again after this if its delivery never reports back (its node died). */
+const deliveryLeaseMs = 3 * requestTimeoutMs;
 // Task ends are coalesced: under load, one look for due callbacks per window, not one per task.
 const coalesceMs = 10;
 
@@ -60,7 +62,7 @@ export class CallbackSender {
     this.running = true;
     try {
       for (;;) {
-        const due = await this.options.store.listDueCallbacks(new Date(), batchSize);
+        const due = await this.options.store.claimDueCallbacks(new Date(), batchSize, deliveryLeaseMs);
         await Promise.all(due.map(({ task, url, attempts }) => this.deliver(task, url, attempts)));
         if (due.length < batchSize || this.stopped) break;
       }

@@ -1,17 +1,27 @@
 /**
- * The dispatcher decides what runs next. It is event-driven: an enqueue, a sandbox becoming idle or
- * the delay timer wakes a lane, and one dispatch pass then claims as many of the lane's tasks as it
- * has idle sandboxes (within the function's `maxConcurrency`). Nothing polls.
+ * The dispatcher decides what runs next. It is event-driven: an enqueue, a sandbox becoming idle, the
+ * delay timer or another node's news wakes a lane, and one dispatch pass then claims as many of the
+ * lane's tasks as it has idle sandboxes (within the function's `maxConcurrency`). With other nodes, a
+ * poll now and then makes up for news that got lost.
  */
 import type { FunctionSettings, RevisionSpec } from "../domain/function-settings.js";
+import type { ClusterEvents } from "../cluster/cluster.js";
 import { decideNextState } from "../domain/retry-policy.js";
 import { isFinal, type Progress, type Task } from "../domain/task.js";
 import type { AttemptResult, Runner } from "../runner/runner.js";
 import type { Sandbox } from "../runner/sandbox.js";
 import { tierFor } from "../runner/memory-tiers.js";
 import { laneKey, type LaneConfig, type SandboxPool } from "../runner/sandbox-pool.js";
-import type { ClaimedTask, EnqueueResult, Lane, NewTask, Store } from "../store/store.js";
+import {
+  StoreUnavailableError,
+  type ClaimedTask,
+  type EnqueueResult,
+  type Lane,
+  type NewTask,
+  type Store,
+} from "../store/store.js";
 import { DelayTimer } from "./delay-timer.js";
+import { EndRecorder } from "./end-recorder.js";
 import { TaskWaiters } from "./task-waiters.js";
 
 export interface DispatcherOptions {
@@ -38,7 +48,7 @@ interface LaneFunction {
 const functionKey = (project: string, name: string) => `${project}/${name}`;
 const oldestFirstEvery = 5;
 
-export class Dispatcher {
+export class Dispatcher implements ClusterEvents {
   private readonly store: Store;
   private readonly pool: SandboxPool;
   private readonly runner: Runner;
@@ -50,6 +60,7 @@ export class Dispatcher {
   private readonly finishWaiters = new TaskWaiters();
   private readonly startWaiters = new TaskWaiters();
   private readonly delayTimer: DelayTimer;
+  private readonly ends: EndRecorder;
   private passScheduled = false;
   private passRunning = false;
   private stopped = false;
@@ -59,6 +70,7 @@ export class Dispatcher {
     this.pool = options.pool;
     this.runner = options.runner;
     this.delayTimer = new DelayTimer(() => void this.releaseDueTasks());
+    this.ends = new EndRecorder(this.store);
   }
 
   /** Recovers what a previous life of this node left running, then starts dispatching. */
@@ -69,6 +81,30 @@ export class Dispatcher {
     await this.releaseDueTasks();
     for (const lane of await this.store.listReadyLanes()) this.wake(lane);
     for (const fn of await this.store.listWarmFunctions()) await this.keepWarm(fn.project, fn.name);
+  }
+
+  laneReady(lane: Lane): void {
+    this.wake(lane);
+  }
+
+  taskStarted(taskId: string): void {
+    this.startWaiters.notify(taskId);
+  }
+
+  taskEnded(taskId: string): void {
+    this.finishWaiters.notify(taskId);
+  }
+
+  /** Looks for work and outcomes that another node's lost notification would have announced. */
+  poll(): void {
+    if (this.stopped) return;
+    // Waiters read their task again: one that ended on another node unannounced is found now.
+    this.startWaiters.releaseAll();
+    this.finishWaiters.releaseAll();
+    void this.releaseDueTasks()
+      .then(() => this.store.listReadyLanes())
+      .then((lanes) => lanes.forEach((lane) => this.wake(lane)))
+      .catch((error: unknown) => reportStoreError("polling", error));
   }
 
   /** A sandbox exited somewhere: lanes that were waiting for room may grow now. */
@@ -96,6 +132,7 @@ export class Dispatcher {
   /** Stops taking new tasks; running ones are left to the pool's shutdown (they will be `lost`). */
   stop(): void {
     this.stopped = true;
+    this.ends.stop();
     this.delayTimer.stop();
     this.finishWaiters.releaseAll();
     this.startWaiters.releaseAll();
@@ -124,6 +161,7 @@ export class Dispatcher {
           lane,
           limit,
           now: new Date(),
+          maxConcurrency: fn.settings.maxConcurrency,
         }));
       } finally {
         this.runningPerFunction.set(key, (this.runningPerFunction.get(key) ?? 0) - sandboxes.length);
@@ -189,21 +227,24 @@ export class Dispatcher {
    * capacity on its way: then the task may wait up to `coldStartMs` more.
    */
   async admit(project: string, id: string, admissionMs: number, coldStartMs = 2000): Promise<boolean> {
-    let budgetMs = admissionMs;
+    let deadline = Date.now() + admissionMs;
     let extended = false;
     for (;;) {
-      const waiter = this.startWaiters.wait(id, budgetMs);
-      const before = await this.store.getTask(project, id);
-      if (before === null || !isPending(before)) {
+      // Registered before the read, so a start between the two is not missed.
+      const waiter = this.startWaiters.wait(id, Math.max(0, deadline - Date.now()));
+      const task = await this.store.watchTask(project, id);
+      if (task === null || !isPending(task)) {
         waiter.cancel();
-        return before !== null;
+        return task !== null;
       }
-      await waiter.finished;
-      const task = await this.store.getTask(project, id);
-      if (task === null || !isPending(task)) return task !== null;
-      if (!extended && this.pool.startingCount(laneOf(task)) > 0) {
+      if (Date.now() < deadline && !this.stopped) {
+        await waiter.finished;
+        continue;
+      }
+      waiter.cancel();
+      if (!extended && !this.stopped && this.pool.startingCount(laneOf(task)) > 0) {
         extended = true;
-        budgetMs = coldStartMs;
+        deadline = Date.now() + coldStartMs;
         continue;
       }
       const cancelled = await this.store.cancelPendingTask(project, id, new Date());
@@ -216,14 +257,16 @@ export class Dispatcher {
 
   /** Resolves with the task once it is final, or as it is after `timeoutMs`. */
   async waitForTask(project: string, id: string, timeoutMs: number): Promise<Task | null> {
-    const waiter = this.finishWaiters.wait(id, timeoutMs);
-    const task = await this.store.getTask(project, id);
-    if (task === null || isFinal(task.state)) {
-      waiter.cancel();
-      return task;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const waiter = this.finishWaiters.wait(id, Math.max(0, deadline - Date.now()));
+      const task = await this.store.watchTask(project, id);
+      if (task === null || isFinal(task.state) || Date.now() >= deadline || this.stopped) {
+        waiter.cancel();
+        return task;
+      }
+      await waiter.finished;
     }
-    await waiter.finished;
-    return this.store.getTask(project, id);
   }
 
   /**
@@ -280,7 +323,7 @@ export class Dispatcher {
         if (drained) this.readyLanes.delete(key);
       }
     } catch (error) {
-      console.error("kiln: dispatch pass failed", error);
+      reportStoreError("dispatching", error);
     } finally {
       this.passRunning = false;
     }
@@ -298,11 +341,14 @@ export class Dispatcher {
     const slots = Math.min(this.pool.idleCount(lane), room);
     let drained = false;
     if (slots > 0) {
+      const { maxConcurrency } = fn.settings;
       const oldest = this.oldestFirstSlots(lane, slots);
       const now = new Date();
       const claimed = [
-        ...(oldest > 0 ? await this.store.claimTasks(lane, oldest, now, "oldest") : []),
-        ...(slots > oldest ? await this.store.claimTasks(lane, slots - oldest, now, "priority") : []),
+        ...(oldest > 0
+          ? await this.store.claimTasks(lane, oldest, now, { order: "oldest", maxConcurrency })
+          : []),
+        ...(slots > oldest ? await this.store.claimTasks(lane, slots - oldest, now, { maxConcurrency }) : []),
       ];
       drained = claimed.length < slots;
       for (const task of claimed) {
@@ -366,19 +412,17 @@ export class Dispatcher {
       result.finishedAt,
     );
     const header = task.attempt > 1 && result.log !== "" ? `--- attempt ${task.attempt} ---\n` : "";
-    await this.store.finishAttempts([
-      {
-        taskId: task.id,
-        attempt: task.attempt,
-        startedAt: task.startedAt,
-        finishedAt: result.finishedAt,
-        outcome: result.outcome,
-        failure: result.failure,
-        result: result.result,
-        log: header + result.log,
-        next,
-      },
-    ]);
+    await this.ends.record({
+      taskId: task.id,
+      attempt: task.attempt,
+      startedAt: task.startedAt,
+      finishedAt: result.finishedAt,
+      outcome: result.outcome,
+      failure: result.failure,
+      result: result.result,
+      log: header + result.log,
+      next,
+    });
     if (next.state === "delayed") this.delayTimer.arm(next.runAt);
     else {
       this.finishWaiters.notify(task.id);
@@ -405,9 +449,14 @@ export class Dispatcher {
 
   private async releaseDueTasks(): Promise<void> {
     if (this.stopped) return;
-    for (const lane of await this.store.releaseDueTasks(new Date())) this.wake(lane);
-    const next = await this.store.nextRunAt();
-    if (next !== null) this.delayTimer.arm(next);
+    try {
+      for (const lane of await this.store.releaseDueTasks(new Date())) this.wake(lane);
+      const next = await this.store.nextRunAt();
+      if (next !== null) this.delayTimer.arm(next);
+    } catch (error) {
+      // Tried again at the next poll (many nodes) or the next delayed task (one node).
+      reportStoreError("releasing delayed tasks", error);
+    }
   }
 
   private async laneFunction(lane: Lane): Promise<LaneFunction | null> {
@@ -425,6 +474,12 @@ export class Dispatcher {
     }
     return fn;
   }
+}
+
+/** An unreachable database is reported in one line: it is expected to come back. */
+function reportStoreError(doing: string, error: unknown): void {
+  if (error instanceof StoreUnavailableError) console.error(`kiln: ${doing} failed: ${error.message}`);
+  else console.error(`kiln: ${doing} failed`, error);
 }
 
 function isPending(task: Task): boolean {

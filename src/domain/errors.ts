@@ -32,6 +32,11 @@ export const errorCatalog = {
     status: 415,
     summary: "The request body has a content type this route does not take.",
   },
+  STORE_UNAVAILABLE: {
+    status: 503,
+    summary:
+      "The node cannot reach its database right now (restarting, connection lost); retry after Retry-After.",
+  },
   INTERNAL: { status: 500, summary: "An unexpected server error; the server log has the details." },
 } as const satisfies Record<string, { status: number; summary: string }>;
 

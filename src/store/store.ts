@@ -1,7 +1,7 @@
 /**
  * The `Store` port: durable state of functions, revisions and tasks, shaped by what the dispatcher and
- * the API need rather than by one database. Adapters: `sqlite/` (embedded) and, later, `postgres/`.
- * Every method that changes state resolves only once the change is committed.
+ * the API need rather than by one database. Adapters: `sqlite/` (embedded, one node) and `postgres/`
+ * (shared by many nodes). Every method that changes state resolves only once the change is committed.
  */
 import type { FunctionSettings, RevisionSpec } from "../domain/function-settings.js";
 import type { Attempt, Failure, Priority, Progress, Task, TaskState } from "../domain/task.js";
@@ -69,6 +69,8 @@ export interface NewTask {
   runAt: Date;
   /** Where to POST the task's outcome once it ends; null for none. */
   callbackUrl: string | null;
+  /** A caller waits on it (a sync invoke): its start and end are announced to every node. */
+  awaited?: boolean;
 }
 
 /** A task's outcome waiting to be POSTed to its callback URL. */
@@ -87,6 +89,16 @@ export interface EnqueueResult {
 
 /** `priority`: highest first, FIFO within a priority. `oldest`: FIFO whatever the priority. */
 export type ClaimOrder = "priority" | "oldest";
+
+export interface ClaimOptions {
+  /** Default `priority`. */
+  order?: ClaimOrder;
+  /**
+   * The most tasks of the function that may run at once, on all nodes together: the claim takes fewer
+   * than asked when the function is near it. 0 (the default) for no limit.
+   */
+  maxConcurrency?: number;
+}
 
 export interface ClaimedTask {
   id: string;
@@ -166,13 +178,14 @@ export interface Store {
    */
   enqueueAndClaimTasks(
     tasks: NewTask[],
-    claim: { lane: Lane; limit: number; now: Date },
+    claim: { lane: Lane; limit: number; now: Date; maxConcurrency?: number },
   ): Promise<{ results: EnqueueResult[]; claimed: ClaimedTask[] }>;
   /**
-   * Starts up to `limit` queued tasks of `lane` in `order` (default `priority`).
-   * Their start is made durable by the next commit (see the adapter); a crash before then runs them again.
+   * Starts up to `limit` queued tasks of `lane`, never more than one claim per task however many nodes
+   * claim at once. Their start is made durable by the next commit (see the adapter); a crash before then
+   * runs them again.
    */
-  claimTasks(lane: Lane, limit: number, now: Date, order?: ClaimOrder): Promise<ClaimedTask[]>;
+  claimTasks(lane: Lane, limit: number, now: Date, options?: ClaimOptions): Promise<ClaimedTask[]>;
   /** Records attempt ends; an end whose attempt is no longer the task's running one is ignored (fencing). */
   finishAttempts(ends: AttemptEnd[]): Promise<void>;
   /** Records a running task's progress; the latest write wins. */
@@ -193,17 +206,38 @@ export interface Store {
   /** Queues a finished task again for a new attempt; returns it as it is afterwards (null if unknown). */
   requeueFinishedTask(project: string, id: string, now: Date): Promise<Task | null>;
 
-  /** Outcomes whose callback is due at `now` (oldest first, at most `limit`). */
-  listDueCallbacks(now: Date, limit: number): Promise<DueCallback[]>;
+  /**
+   * Takes the outcomes whose callback is due at `now` (oldest first, at most `limit`) for one delivery:
+   * they are not due again, for this node or another, before `now + leaseMs`.
+   */
+  claimDueCallbacks(now: Date, limit: number, leaseMs: number): Promise<DueCallback[]>;
   /** The earliest time a pending callback is due, for the sender's timer. */
   nextCallbackAt(): Promise<Date | null>;
   /** Records a delivery: `delivered`, or tried again at `retryAt`, or `failed` for good (retryAt null). */
   recordCallbackAttempt(taskId: string, outcome: { delivered: boolean; retryAt: Date | null }): Promise<void>;
 
   getTask(project: string, id: string): Promise<Task | null>;
+  /**
+   * Reads the task like `getTask` and marks it awaited: from then on, every node hears when it starts
+   * and when it ends, so a caller waiting on one node learns the outcome of a run on another.
+   */
+  watchTask(project: string, id: string): Promise<Task | null>;
   listTasks(query: TaskQuery): Promise<TaskPage>;
   /** The task's stdout/stderr over all its attempts; null for an unknown task. */
   getTaskLog(project: string, id: string): Promise<string | null>;
 
   close(): Promise<void>;
+}
+
+/**
+ * The database cannot be reached (restarting, connection dropped). The call may succeed once it is
+ * back; a change whose commit was cut off may or may not have been made.
+ */
+export class StoreUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super(`the database is unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
+    this.name = "StoreUnavailableError";
+  }
 }

@@ -43,7 +43,8 @@ export function invokeRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
         ]);
         if (task === undefined) throw new Error("no task prepared");
         const startedMs = Date.now();
-        const [enqueued] = await dispatcher.enqueue([task]);
+        // Awaited: wherever it runs, its start and end are announced to this node.
+        const [enqueued] = await dispatcher.enqueue([{ ...task, awaited: true }]);
         if (request.query.cancelOnDisconnect === true) {
           reply.raw.once("close", () => {
             if (!reply.raw.writableFinished) void dispatcher.cancel(project, task.id);

@@ -8,7 +8,7 @@ import type { Failure, Progress, Task } from "../../domain/task.js";
 import type {
   AttemptEnd,
   ClaimedTask,
-  ClaimOrder,
+  ClaimOptions,
   DeployInput,
   DeployResult,
   DueCallback,
@@ -21,7 +21,9 @@ import type {
   TaskPage,
   TaskQuery,
 } from "../store.js";
+import { Announcer, channelOf } from "./announcements.js";
 import { migrations } from "./migrations/index.js";
+import { rethrowUnavailable } from "./unavailable.js";
 import {
   decodeCursor,
   distinctLanes,
@@ -56,7 +58,7 @@ export interface PostgresStoreOptions {
 }
 
 /** `query` as both `pg.Pool` and `pg.PoolClient` offer it: a statement outside or inside a transaction. */
-interface Queryable {
+export interface Queryable {
   query<Row extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<Row>>;
 }
 
@@ -68,7 +70,32 @@ interface ClaimRow {
   timeout_s: number;
   attempt: number;
   charged_attempts: number;
+  awaited: boolean;
 }
+
+/** A running task whose attempt is recorded as `lost`. */
+interface LostRow {
+  id: string;
+  project: string;
+  function_name: string;
+  revision: string;
+  attempt: number;
+  attempt_started_at: number | null;
+  lost_attempts: number;
+  awaited: boolean;
+}
+
+/** What recovering lost attempts changed, for the nodes to hear of it. */
+export interface Recovery {
+  lost: number;
+  /** Lanes that have the lost tasks queued again. */
+  lanes: Lane[];
+  /** Tasks that were lost too often and failed, with a caller waiting on them. */
+  ended: string[];
+}
+
+/** The database's clock in epoch milliseconds: leases are compared on one clock, not the nodes'. */
+export const dbNowMs = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
 /** The columns a `Task` is read from, for `SELECT` and `RETURNING` lists (the log is read on its own). */
 export const taskColumns = `seq, id, project, function_name, revision, state, priority, payload, label,
@@ -80,8 +107,11 @@ const schemaPattern = /^[a-z_][a-z0-9_]{0,62}$/;
 
 export class PostgresStore implements Store {
   private readonly pool: pg.Pool;
-  private readonly schema: string;
-  private readonly nodeId: string;
+  /** The pool's `query`, with an unreachable database reported as `StoreUnavailableError`. */
+  readonly db: Queryable;
+  readonly schema: string;
+  readonly nodeId: string;
+  readonly announce: Announcer;
   private readonly maxLogChars: number;
   private closing: Promise<void> | null = null;
 
@@ -105,6 +135,11 @@ export class PostgresStore implements Store {
     });
     const onError = options.onIdleConnectionError ?? (() => {});
     this.pool.on("error", onError);
+    this.db = {
+      query: <Row extends pg.QueryResultRow>(config: pg.QueryConfig) =>
+        this.pool.query<Row>(config).catch(rethrowUnavailable),
+    };
+    this.announce = new Announcer(this.db, channelOf(this.schema), this.nodeId);
   }
 
   /** A store whose schema is migrated to the latest version. */
@@ -150,14 +185,14 @@ export class PostgresStore implements Store {
 
   async ensureProject(name: string, now: Date): Promise<void> {
     // $1 name, $2 now (epoch ms)
-    await this.pool.query({
+    await this.db.query({
       text: "INSERT INTO projects (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
       values: [name, now.getTime()],
     });
   }
 
   async hasProject(name: string): Promise<boolean> {
-    const { rowCount } = await this.pool.query({
+    const { rowCount } = await this.db.query({
       text: "SELECT 1 FROM projects WHERE name = $1",
       values: [name],
     });
@@ -223,12 +258,12 @@ export class PostgresStore implements Store {
   }
 
   getFunction(project: string, name: string): Promise<FunctionRecord | null> {
-    return selectFunction(this.pool, project, name);
+    return selectFunction(this.db, project, name);
   }
 
   async listFunctions(project: string): Promise<FunctionRecord[]> {
     // $1 project
-    const { rows } = await this.pool.query<FunctionRow>({
+    const { rows } = await this.db.query<FunctionRow>({
       text: `${selectFunctionSql} WHERE f.project = $1 ORDER BY f.name`,
       values: [project],
     });
@@ -238,7 +273,7 @@ export class PostgresStore implements Store {
   async listWarmFunctions(): Promise<FunctionRecord[]> {
     // Filtered here, not with settings::jsonb: jsonb rejects the \u0000 escape an env value may hold,
     // and one such function would fail every node's start. Called once per start, over all functions.
-    const { rows } = await this.pool.query<FunctionRow>({
+    const { rows } = await this.db.query<FunctionRow>({
       text: `${selectFunctionSql} ORDER BY f.project, f.name`,
     });
     return rows.map(toFunctionRecord).filter((record) => record.settings.minWarm > 0);
@@ -263,7 +298,7 @@ export class PostgresStore implements Store {
 
   async listRevisions(project: string, name: string): Promise<RevisionRecord[]> {
     // $1 project, $2 function
-    const { rows } = await this.pool.query<RevisionRow>({
+    const { rows } = await this.db.query<RevisionRow>({
       text: `SELECT digest, spec, size_bytes, created_at FROM revisions
                WHERE project = $1 AND function_name = $2 ORDER BY created_at DESC, seq DESC`,
       values: [project, name],
@@ -290,7 +325,7 @@ export class PostgresStore implements Store {
   }
 
   async getRevisionArchive(digest: string): Promise<Uint8Array | null> {
-    const { rows } = await this.pool.query<{ data: Buffer }>({
+    const { rows } = await this.db.query<{ data: Buffer }>({
       text: "SELECT data FROM archives WHERE digest = $1",
       values: [digest],
     });
@@ -300,16 +335,33 @@ export class PostgresStore implements Store {
   async enqueueTasks(tasks: NewTask[]): Promise<EnqueueResult[]> {
     // One INSERT is one commit: the existing tasks of repeated keys are read after it, and they are
     // committed tasks that nothing deletes.
-    return tasks.length === 0 ? [] : insertTasks(this.pool, tasks);
+    if (tasks.length === 0) return [];
+    const results = await insertTasks(this.db, tasks);
+    this.announceQueued(results);
+    return results;
   }
 
-  enqueueAndClaimTasks(
+  /** Tells the other nodes of the lanes that new tasks joined without being claimed. */
+  private announceQueued(results: EnqueueResult[]): void {
+    const queued = results.filter(({ task, created }) => created && task.state === "queued");
+    if (queued.length === 0) return;
+    const lanes = queued.map(({ task }) => ({
+      project: task.project,
+      function_name: task.functionName,
+      revision: task.revision,
+    }));
+    this.announce.lanes(distinctLanes(lanes));
+  }
+
+  async enqueueAndClaimTasks(
     tasks: NewTask[],
-    claim: { lane: Lane; limit: number; now: Date },
+    claim: { lane: Lane; limit: number; now: Date; maxConcurrency?: number },
   ): Promise<{ results: EnqueueResult[]; claimed: ClaimedTask[] }> {
-    return this.transaction(async (db) => {
+    const outcome = await this.transaction(async (db) => {
       const results = tasks.length === 0 ? [] : await insertTasks(db, tasks);
-      const claimed = await this.claim(db, claim.lane, claim.limit, claim.now, "priority");
+      const claimed = await this.claim(db, claim.lane, claim.limit, claim.now, {
+        maxConcurrency: claim.maxConcurrency,
+      });
       const started = new Map(claimed.map((task) => [task.id, task]));
       for (const { task } of results) {
         const start = started.get(task.id);
@@ -320,12 +372,14 @@ export class PostgresStore implements Store {
       }
       return { results, claimed };
     });
+    this.announceQueued(outcome.results);
+    return outcome;
   }
 
-  claimTasks(lane: Lane, limit: number, now: Date, order: ClaimOrder = "priority"): Promise<ClaimedTask[]> {
+  claimTasks(lane: Lane, limit: number, now: Date, options: ClaimOptions = {}): Promise<ClaimedTask[]> {
     if (limit <= 0) return Promise.resolve([]);
     // Committed (synchronously) before it resolves.
-    return this.transaction((db) => this.claim(db, lane, limit, now, order));
+    return this.transaction((db) => this.claim(db, lane, limit, now, options));
   }
 
   /** Runs inside a transaction (for `SET LOCAL`). */
@@ -334,15 +388,25 @@ export class PostgresStore implements Store {
     lane: Lane,
     limit: number,
     now: Date,
-    order: ClaimOrder,
+    { order = "priority", maxConcurrency = 0 }: ClaimOptions,
   ): Promise<ClaimedTask[]> {
     if (limit <= 0) return [];
+    if (maxConcurrency > 0) {
+      // $1 the function. Claims of one function take turns from here to their commit, so each counts
+      // the tasks the ones before it started: two nodes cannot both take the last free slot.
+      await db.query({
+        name: "kiln_lock_function",
+        text: "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        values: [`${lane.project}/${lane.functionName}`],
+      });
+    }
     // A claim reads the head of its lane from the index in claim order. Statistics taken while the
     // queue was short make sorting the whole lane look as cheap, and a burst of tasks then costs a
     // sort of the queue per claim (measured: 18 ms instead of 1 ms per claim of 16 with 27,000
     // queued). Sorting is what this statement must never do, so it is ruled out.
     await db.query("SET LOCAL enable_sort = off");
-    // $1 project, $2 function, $3 revision, $4 limit, $5 now (epoch ms), $6 this node.
+    // $1 project, $2 function, $3 revision, $4 limit, $5 now (epoch ms), $6 this node, $7 maxConcurrency
+    // (0: none; the running count is only read when there is one).
     // Locking: the subquery locks the rows it picks (FOR UPDATE) and passes over rows another claimer
     // has locked (SKIP LOCKED), so concurrent claimers never wait on each other; a row another claimer
     // took and committed after this statement's snapshot is re-read when locked, fails state = 'queued'
@@ -356,11 +420,24 @@ export class PostgresStore implements Store {
                WHERE seq IN (
                  SELECT seq FROM tasks
                  WHERE state = 'queued' AND project = $1 AND function_name = $2 AND revision = $3
-                 ORDER BY ${order === "priority" ? "priority DESC, seq" : "seq"} LIMIT $4
+                 ORDER BY ${order === "priority" ? "priority DESC, seq" : "seq"}
+                 LIMIT CASE WHEN $7 > 0 THEN greatest(0, least($4, $7 - (
+                   SELECT count(*) FROM tasks WHERE state = 'running' AND project = $1 AND function_name = $2)))
+                 ELSE $4 END
                  FOR UPDATE SKIP LOCKED)
-               RETURNING seq, id, payload, priority, timeout_s, attempt, charged_attempts`,
-      values: [lane.project, lane.functionName, lane.revision, limit, now.getTime(), this.nodeId],
+               RETURNING seq, id, payload, priority, timeout_s, attempt, charged_attempts, awaited`,
+      values: [
+        lane.project,
+        lane.functionName,
+        lane.revision,
+        limit,
+        now.getTime(),
+        this.nodeId,
+        maxConcurrency,
+      ],
     });
+    const awaited = rows.filter((row) => row.awaited).map((row) => row.id);
+    if (awaited.length > 0) this.announce.started(awaited);
     rows.sort((a, b) => (order === "priority" ? b.priority - a.priority : 0) || a.seq - b.seq);
     return rows.map((row) => ({
       id: row.id,
@@ -389,8 +466,10 @@ export class PostgresStore implements Store {
     if (batch.length === 0) return;
     const final = batch.map((end) => end.next.state !== "delayed");
     // $1..$11 one array element per end; $12 the log limit in characters, $13 the truncation marker.
-    // Fencing: an end applies only while its attempt is the task's running one.
-    await this.pool.query({
+    // Fencing: an end applies only while its attempt is the task's running one. The attempt number is
+    // the claim's token: every claim increments it in its own commit, so an end from a node whose lease
+    // expired (its task was claimed again) matches nothing.
+    const { rows } = await this.db.query<{ id: string }>({
       name: "kiln_finish_attempts",
       text: `UPDATE tasks t
              SET state = e.state, run_at = coalesce(e.run_at, t.run_at), finished_at = e.finished_at,
@@ -406,7 +485,8 @@ export class PostgresStore implements Store {
              FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[],
                          $8::text[], $9::int[], $10::boolean[], $11::text[])
                     AS e(task_id, attempt, state, run_at, finished_at, result, failure, attempt_json, charged, final, log)
-             WHERE t.id = e.task_id AND t.state = 'running' AND t.attempt = e.attempt`,
+             WHERE t.id = e.task_id AND t.state = 'running' AND t.attempt = e.attempt
+             RETURNING CASE WHEN e.final AND t.awaited THEN t.id END AS id`,
       values: [
         batch.map((end) => end.taskId),
         batch.map((end) => end.attempt),
@@ -424,11 +504,13 @@ export class PostgresStore implements Store {
         logTruncatedMarker,
       ],
     });
+    const ended = rows.flatMap((row) => (row.id === null ? [] : [row.id]));
+    if (ended.length > 0) this.announce.ended(ended);
   }
 
   async updateProgress(taskId: string, attempt: number, progress: Progress): Promise<void> {
     // $1 progress JSON, $2 task, $3 attempt (fenced like an attempt's end)
-    await this.pool.query({
+    await this.db.query({
       name: "kiln_update_progress",
       text: "UPDATE tasks SET progress = $1 WHERE id = $2 AND state = 'running' AND attempt = $3",
       values: [JSON.stringify(progress), taskId, attempt],
@@ -438,7 +520,7 @@ export class PostgresStore implements Store {
   async releaseDueTasks(now: Date): Promise<Lane[]> {
     // $1 now. Two nodes releasing at once: the second waits for the first's row locks, re-reads the
     // rows as queued and skips them, so each lane is named by one of them.
-    const { rows } = await this.pool.query<LaneRow>({
+    const { rows } = await this.db.query<LaneRow>({
       name: "kiln_release_due_tasks",
       text: `UPDATE tasks SET state = 'queued' WHERE state = 'delayed' AND run_at <= $1
                RETURNING project, function_name, revision`,
@@ -448,38 +530,64 @@ export class PostgresStore implements Store {
   }
 
   async nextRunAt(): Promise<Date | null> {
-    const { rows } = await this.pool.query<{ next: number | null }>({
+    const { rows } = await this.db.query<{ next: number | null }>({
       text: "SELECT min(run_at) AS next FROM tasks WHERE state = 'delayed'",
     });
     return rows[0]?.next == null ? null : new Date(rows[0].next);
   }
 
   async listReadyLanes(): Promise<Lane[]> {
-    const { rows } = await this.pool.query<LaneRow>({
+    const { rows } = await this.db.query<LaneRow>({
       text: "SELECT DISTINCT project, function_name, revision FROM tasks WHERE state = 'queued'",
     });
     return distinctLanes(rows);
   }
 
-  recoverInterruptedTasks(now: Date, maxLostAttempts: number): Promise<number> {
-    return this.transaction(async (db) => {
-      // $1 this node: the other nodes' running tasks are theirs to finish.
-      const { rows: running } = await db.query<{
-        id: string;
-        attempt: number;
-        attempt_started_at: number | null;
-        lost_attempts: number;
-      }>({
-        text: `SELECT id, attempt, attempt_started_at, lost_attempts FROM tasks
-                 WHERE state = 'running' AND node_id = $1 ORDER BY id FOR UPDATE`,
-        values: [this.nodeId],
+  async recoverInterruptedTasks(now: Date, maxLostAttempts: number): Promise<number> {
+    // $1 this node: the other nodes' running tasks are theirs to finish (or, once their lease has
+    // expired, anyone's to recover: see `recoverExpiredLeases`).
+    const recovery = await this.loseRunningTasks(
+      "node_id = $1",
+      [this.nodeId],
+      now,
+      maxLostAttempts,
+      "the node running this attempt stopped before it finished",
+    );
+    return recovery.lost;
+  }
+
+  /**
+   * Ends as `lost` the attempts running on nodes whose lease has expired (by the database's clock):
+   * those nodes died, or lost the database for longer than a lease. Their tasks are queued again.
+   */
+  recoverExpiredLeases(now: Date, maxLostAttempts: number): Promise<Recovery> {
+    // $1 this node, which is alive since it is asking
+    return this.loseRunningTasks(
+      `node_id IN (SELECT id FROM nodes WHERE lease_expires_at <= ${dbNowMs} AND id <> $1)`,
+      [this.nodeId],
+      now,
+      maxLostAttempts,
+      "the node running this attempt stopped renewing its lease",
+    );
+  }
+
+  /** Records the running attempts that `condition` selects as lost: retried, or failed if lost too often. */
+  private async loseRunningTasks(
+    condition: string,
+    values: unknown[],
+    now: Date,
+    maxLostAttempts: number,
+    message: string,
+  ): Promise<Recovery> {
+    const recovery = await this.transaction(async (db): Promise<Recovery> => {
+      // Rows another node is recovering (or finishing) right now are skipped: theirs to record.
+      const { rows: running } = await db.query<LostRow>({
+        text: `SELECT id, project, function_name, revision, attempt, attempt_started_at, lost_attempts, awaited
+                 FROM tasks WHERE state = 'running' AND ${condition} ORDER BY id FOR UPDATE SKIP LOCKED`,
+        values,
       });
-      if (running.length === 0) return 0;
-      const failure: Failure = {
-        kind: "lost",
-        message: "the node running this attempt stopped before it finished",
-        retryable: true,
-      };
+      if (running.length === 0) return { lost: 0, lanes: [], ended: [] };
+      const failure: Failure = { kind: "lost", message, retryable: true };
       const exhausted = running.map((task) => task.lost_attempts + 1 >= maxLostAttempts);
       const exhaustedFailure = JSON.stringify({
         ...failure,
@@ -515,27 +623,35 @@ export class PostgresStore implements Store {
           exhaustedFailure,
         ],
       });
-      return running.length;
+      return {
+        lost: running.length,
+        lanes: distinctLanes(running.filter((_, i) => !exhausted[i])),
+        ended: running.filter((task, i) => exhausted[i] && task.awaited).map((task) => task.id),
+      };
     });
+    if (recovery.lanes.length > 0) this.announce.lanes(recovery.lanes);
+    if (recovery.ended.length > 0) this.announce.ended(recovery.ended);
+    return recovery;
   }
 
   async cancelPendingTask(project: string, id: string, now: Date): Promise<Task | null> {
     // $1 project, $2 task, $3 now
-    const { rows } = await this.pool.query<TaskRow>({
+    const { rows } = await this.db.query<TaskRow & { awaited: boolean }>({
       text: `UPDATE tasks SET state = 'cancelled', finished_at = $3,
                callback_state = CASE WHEN callback_url IS NOT NULL THEN 'pending' ELSE callback_state END,
                callback_next_at = CASE WHEN callback_url IS NOT NULL THEN $3 ELSE callback_next_at END
              WHERE project = $1 AND id = $2 AND state IN ('queued', 'delayed')
-             RETURNING ${taskColumns}`,
+             RETURNING ${taskColumns}, awaited`,
       values: [project, id, now.getTime()],
     });
+    if (rows[0]?.awaited === true) this.announce.ended([id]);
     // Not pending: read it again, since a node that just claimed it committed after this statement began.
     return rows[0] === undefined ? this.getTask(project, id) : toTask(rows[0]);
   }
 
   async requeueFinishedTask(project: string, id: string, now: Date): Promise<Task | null> {
     // $1 project, $2 task, $3 now
-    const { rows } = await this.pool.query<TaskRow>({
+    const { rows } = await this.db.query<TaskRow>({
       text: `UPDATE tasks
                SET state = 'queued', run_at = $3, finished_at = NULL, result = NULL, failure = NULL,
                    progress = NULL, charged_attempts = 0, lost_attempts = 0,
@@ -549,18 +665,22 @@ export class PostgresStore implements Store {
     return rows[0] === undefined ? this.getTask(project, id) : toTask(rows[0]);
   }
 
-  async listDueCallbacks(now: Date, limit: number): Promise<DueCallback[]> {
-    // $1 now, $2 limit
-    const { rows } = await this.pool.query<TaskRow & { callback_url: string }>({
-      text: `SELECT ${taskColumns} FROM tasks WHERE callback_state = 'pending' AND callback_next_at <= $1
-               ORDER BY callback_next_at LIMIT $2`,
-      values: [now.getTime(), limit],
+  async claimDueCallbacks(now: Date, limit: number, leaseMs: number): Promise<DueCallback[]> {
+    // $1 now, $2 limit, $3 when the callback is due again if this delivery never reports back.
+    // SKIP LOCKED: nodes claiming at once take different callbacks.
+    const { rows } = await this.db.query<TaskRow & { callback_url: string }>({
+      text: `UPDATE tasks SET callback_next_at = $3
+               WHERE seq IN (SELECT seq FROM tasks WHERE callback_state = 'pending' AND callback_next_at <= $1
+                             ORDER BY callback_next_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+               RETURNING ${taskColumns}`,
+      values: [now.getTime(), limit, now.getTime() + leaseMs],
     });
+    rows.sort((a, b) => a.seq - b.seq);
     return rows.map((row) => ({ task: toTask(row), url: row.callback_url, attempts: row.callback_attempts }));
   }
 
   async nextCallbackAt(): Promise<Date | null> {
-    const { rows } = await this.pool.query<{ next: number | null }>({
+    const { rows } = await this.db.query<{ next: number | null }>({
       text: "SELECT min(callback_next_at) AS next FROM tasks WHERE callback_state = 'pending'",
     });
     return rows[0]?.next == null ? null : new Date(rows[0].next);
@@ -572,7 +692,7 @@ export class PostgresStore implements Store {
   ): Promise<void> {
     const state = outcome.delivered ? "delivered" : outcome.retryAt === null ? "failed" : "pending";
     // $1 new callback state, $2 next try (epoch ms) or null, $3 task
-    await this.pool.query({
+    await this.db.query({
       text: `UPDATE tasks SET callback_state = $1, callback_attempts = callback_attempts + 1, callback_next_at = $2
                WHERE id = $3 AND callback_state = 'pending'`,
       values: [state, outcome.retryAt?.getTime() ?? null, taskId],
@@ -581,9 +701,21 @@ export class PostgresStore implements Store {
 
   async getTask(project: string, id: string): Promise<Task | null> {
     // $1 project, $2 task
-    const { rows } = await this.pool.query<TaskRow>({
+    const { rows } = await this.db.query<TaskRow>({
       name: "kiln_get_task",
       text: `SELECT ${taskColumns} FROM tasks WHERE project = $1 AND id = $2`,
+      values: [project, id],
+    });
+    return rows[0] === undefined ? null : toTask(rows[0]);
+  }
+
+  async watchTask(project: string, id: string): Promise<Task | null> {
+    // $1 project, $2 task. The SELECT reads the row as it was when the statement began: the UPDATE
+    // changes only the flag.
+    const { rows } = await this.db.query<TaskRow>({
+      name: "kiln_watch_task",
+      text: `WITH watched AS (UPDATE tasks SET awaited = true WHERE project = $1 AND id = $2 AND NOT awaited)
+             SELECT ${taskColumns} FROM tasks WHERE project = $1 AND id = $2`,
       values: [project, id],
     });
     return rows[0] === undefined ? null : toTask(rows[0]);
@@ -601,7 +733,7 @@ export class PostgresStore implements Store {
     if (query.state !== undefined) filter("state", "=", query.state);
     if (query.label !== undefined) filter("label", "=", query.label);
     if (query.cursor !== undefined) filter("seq", "<", decodeCursor(query.cursor));
-    const { rows } = await this.pool.query<TaskRow>({
+    const { rows } = await this.db.query<TaskRow>({
       text: `SELECT ${taskColumns} FROM tasks WHERE ${conditions.join(" AND ")} ORDER BY seq DESC LIMIT $2`,
       values,
     });
@@ -614,7 +746,7 @@ export class PostgresStore implements Store {
   }
 
   async getTaskLog(project: string, id: string): Promise<string | null> {
-    const { rows } = await this.pool.query<{ log: string }>({
+    const { rows } = await this.db.query<{ log: string }>({
       text: "SELECT log FROM tasks WHERE project = $1 AND id = $2",
       values: [project, id],
     });
@@ -623,45 +755,54 @@ export class PostgresStore implements Store {
 
   /** Ends the pool once; later calls wait for the same end. Drops nothing. */
   close(): Promise<void> {
-    this.closing ??= this.pool.end();
+    this.closing ??= this.announce.flush().then(() => this.pool.end());
     return this.closing;
   }
 
   /** Runs `work` in one transaction on one connection: committed if it resolves, rolled back if not. */
-  private async transaction<T>(work: (db: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
+  async transaction<T>(work: (db: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect().catch(rethrowUnavailable);
+    // The pool listens for errors of idle connections only: one that breaks between two statements
+    // of this transaction must not become an uncaught exception. Its next query fails instead.
+    const ignore = () => {};
+    client.on("error", ignore);
+    const release = (broken?: Error | boolean) => {
+      client.removeListener("error", ignore);
+      client.release(broken);
+    };
     try {
       await client.query("BEGIN");
       const result = await work(client);
       await client.query("COMMIT");
-      client.release();
+      release();
       return result;
     } catch (error) {
       // A connection whose rollback fails is in an unknown state: destroy it rather than pool it.
       await client.query("ROLLBACK").then(
-        () => client.release(),
-        (rollbackError: unknown) => client.release(rollbackError instanceof Error ? rollbackError : true),
+        () => release(),
+        (rollbackError: unknown) => release(rollbackError instanceof Error ? rollbackError : true),
       );
-      throw error;
+      return rethrowUnavailable(error);
     }
   }
 }
 
 /** Inserts tasks in one statement; a repeated idempotency key inserts nothing and returns the task holding it. */
 async function insertTasks(db: Queryable, tasks: NewTask[]): Promise<EnqueueResult[]> {
-  // $1..$13 one array element per task, in the order given: ORDER BY position hands out seq in that
+  // $1..$14 one array element per task, in the order given: ORDER BY position hands out seq in that
   // order, which is the FIFO order of claims. A key repeated in the batch or held by an earlier task
   // (even one another node is inserting now: ON CONFLICT waits for its transaction) inserts nothing.
   const { rows: inserted } = await db.query<TaskRow>({
     name: "kiln_insert_tasks",
     text: `INSERT INTO tasks (id, project, function_name, revision, state, priority, payload, label,
-                              idempotency_key, timeout_s, created_at, run_at, callback_url)
+                              idempotency_key, timeout_s, created_at, run_at, callback_url, awaited)
            SELECT id, project, function_name, revision, state, priority, payload, label,
-                  idempotency_key, timeout_s, created_at, run_at, callback_url
+                  idempotency_key, timeout_s, created_at, run_at, callback_url, awaited
            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[],
-                       $8::text[], $9::text[], $10::int[], $11::bigint[], $12::bigint[], $13::text[])
+                       $8::text[], $9::text[], $10::int[], $11::bigint[], $12::bigint[], $13::text[], $14::boolean[])
                   WITH ORDINALITY AS n(id, project, function_name, revision, state, priority, payload, label,
-                                       idempotency_key, timeout_s, created_at, run_at, callback_url, position)
+                                       idempotency_key, timeout_s, created_at, run_at, callback_url, awaited,
+                                       position)
            ORDER BY position
            ON CONFLICT (project, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
            RETURNING ${taskColumns}`,
@@ -679,6 +820,7 @@ async function insertTasks(db: Queryable, tasks: NewTask[]): Promise<EnqueueResu
       tasks.map((task) => task.createdAt.getTime()),
       tasks.map((task) => task.runAt.getTime()),
       tasks.map((task) => task.callbackUrl),
+      tasks.map((task) => task.awaited ?? false),
     ],
   });
   const created = new Map(inserted.map((row) => [row.id, row]));

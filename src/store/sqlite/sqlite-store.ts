@@ -5,7 +5,7 @@ import type { Failure, Progress, Task } from "../../domain/task.js";
 import type {
   AttemptEnd,
   ClaimedTask,
-  ClaimOrder,
+  ClaimOptions,
   DeployInput,
   DeployResult,
   DueCallback,
@@ -203,11 +203,13 @@ export class SqliteStore implements Store {
 
   enqueueAndClaimTasks(
     tasks: NewTask[],
-    claim: { lane: Lane; limit: number; now: Date },
+    claim: { lane: Lane; limit: number; now: Date; maxConcurrency?: number },
   ): Promise<{ results: EnqueueResult[]; claimed: ClaimedTask[] }> {
     return this.commits.write(() => {
       const results = this.insertTasks(tasks);
-      const claimed = this.claimNow(claim.lane, claim.limit, claim.now);
+      const claimed = this.claimNow(claim.lane, claim.limit, claim.now, {
+        maxConcurrency: claim.maxConcurrency,
+      });
       const started = new Map(claimed.map((task) => [task.id, task]));
       for (const { task } of results) {
         const start = started.get(task.id);
@@ -247,15 +249,22 @@ export class SqliteStore implements Store {
     });
   }
 
-  claimTasks(lane: Lane, limit: number, now: Date, order: ClaimOrder = "priority"): Promise<ClaimedTask[]> {
+  claimTasks(lane: Lane, limit: number, now: Date, options: ClaimOptions = {}): Promise<ClaimedTask[]> {
     // A claim commits at once (at NORMAL, no fsync): the dispatcher already claims for all idle
     // sandboxes of a lane in one call, and waiting for the group commit would put a turn of the event
     // loop on the path of every task's start.
-    return Promise.resolve(this.claimNow(lane, limit, now, order));
+    return Promise.resolve(this.claimNow(lane, limit, now, options));
   }
 
   // One writer (this process) and synchronous statements: no two claims can interleave.
-  private claimNow(lane: Lane, limit: number, now: Date, order: ClaimOrder = "priority"): ClaimedTask[] {
+  private claimNow(
+    lane: Lane,
+    wanted: number,
+    now: Date,
+    { order = "priority", maxConcurrency = 0 }: ClaimOptions,
+  ): ClaimedTask[] {
+    const limit = maxConcurrency > 0 ? Math.min(wanted, maxConcurrency - this.countRunning(lane)) : wanted;
+    if (limit <= 0) return [];
     const rows = this.sql<unknown[], ClaimRow>(
       `UPDATE tasks
          SET state = 'running', attempt = attempt + 1, attempt_started_at = @now,
@@ -277,6 +286,13 @@ export class SqliteStore implements Store {
       chargedAttempts: row.charged_attempts,
       startedAt: now,
     }));
+  }
+
+  private countRunning(lane: Lane): number {
+    const row = this.sql<[string, string], { running: number }>(
+      "SELECT count(*) AS running FROM tasks WHERE state = 'running' AND project = ? AND function_name = ?",
+    ).get(lane.project, lane.functionName);
+    return row?.running ?? 0;
   }
 
   finishAttempts(ends: AttemptEnd[]): Promise<void> {
@@ -422,14 +438,21 @@ export class SqliteStore implements Store {
     }, true);
   }
 
-  listDueCallbacks(now: Date, limit: number): Promise<DueCallback[]> {
-    const rows = this.sql<[number, number], TaskRow & { callback_url: string; callback_attempts: number }>(
-      `SELECT * FROM tasks WHERE callback_state = 'pending' AND callback_next_at <= ?
-       ORDER BY callback_next_at LIMIT ?`,
-    ).all(now.getTime(), limit);
-    return Promise.resolve(
-      rows.map((row) => ({ task: toTask(row), url: row.callback_url, attempts: row.callback_attempts })),
-    );
+  claimDueCallbacks(now: Date, limit: number, leaseMs: number): Promise<DueCallback[]> {
+    return this.commits.write(() => {
+      const rows = this.sql<[number, number, number], TaskRow & { callback_url: string }>(
+        `UPDATE tasks SET callback_next_at = ?
+         WHERE seq IN (SELECT seq FROM tasks WHERE callback_state = 'pending' AND callback_next_at <= ?
+                       ORDER BY callback_next_at LIMIT ?)
+         RETURNING *`,
+      ).all(now.getTime() + leaseMs, now.getTime(), limit);
+      rows.sort((a, b) => a.seq - b.seq);
+      return rows.map((row) => ({
+        task: toTask(row),
+        url: row.callback_url,
+        attempts: row.callback_attempts,
+      }));
+    }, false);
   }
 
   nextCallbackAt(): Promise<Date | null> {
@@ -454,6 +477,11 @@ export class SqliteStore implements Store {
 
   getTask(project: string, id: string): Promise<Task | null> {
     return Promise.resolve(this.selectTask(project, id));
+  }
+
+  /** One node: its own waiters hear everything already. */
+  watchTask(project: string, id: string): Promise<Task | null> {
+    return this.getTask(project, id);
   }
 
   listTasks(query: TaskQuery): Promise<TaskPage> {

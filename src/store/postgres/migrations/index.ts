@@ -1,7 +1,11 @@
 import * as initial from "./001-initial.js";
+import * as nodesAndLeases from "./002-nodes-and-leases.js";
 
 /**
  * Applied in order; migration N (1-based) is recorded as version N in the schema's `kiln_migrations`
  * table. Append only: a migration that has shipped is never edited.
  */
-export const migrations: readonly { name: string; up: string }[] = [{ name: "001-initial", ...initial }];
+export const migrations: readonly { name: string; up: string }[] = [
+  { name: "001-initial", ...initial },
+  { name: "002-nodes-and-leases", ...nodesAndLeases },
+];

@@ -1,6 +1,12 @@
 import * as initial from "./001-initial.js";
 import * as oldestFirstClaims from "./002-oldest-first-claims.js";
 import * as callbacks from "./003-callbacks.js";
+import * as runningPerFunction from "./004-running-per-function.js";
 
 /** Applied in order; the database's `user_version` is the number of migrations applied. */
-export const migrations: readonly { up: string }[] = [initial, oldestFirstClaims, callbacks];
+export const migrations: readonly { up: string }[] = [
+  initial,
+  oldestFirstClaims,
+  callbacks,
+  runningPerFunction,
+];

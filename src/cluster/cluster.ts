@@ -1,0 +1,37 @@
+/**
+ * The `Cluster` port: what a node needs to know of the other nodes sharing its database. With SQLite
+ * there are none (`single-node.ts`); with PostgreSQL (`store/postgres/postgres-cluster.ts`) nodes
+ * register, hold leases, recover the tasks of nodes whose lease expired, and hear each other's news.
+ */
+import type { Lane } from "../store/store.js";
+
+export interface NodeRecord {
+  id: string;
+  startedAt: Date;
+  /** The last renewal of its lease. */
+  heartbeatAt: Date;
+  leaseExpiresAt: Date;
+  /** Its lease has not expired. */
+  alive: boolean;
+}
+
+/** What the other nodes tell this one. */
+export interface ClusterEvents {
+  /** Tasks were queued in the lane (or queued again after their node died). */
+  laneReady(lane: Lane): void;
+  /** A task a caller waits on started. */
+  taskStarted(taskId: string): void;
+  /** A task a caller waits on ended. */
+  taskEnded(taskId: string): void;
+  /** Time to look for what a lost notification would have said. */
+  poll(): void;
+}
+
+export interface Cluster {
+  readonly nodeId: string;
+  /** Registers this node and starts its heartbeats; `events` is called from then on. */
+  join(events: ClusterEvents): Promise<void>;
+  listNodes(): Promise<NodeRecord[]>;
+  /** Hands what this node was running back to the others and stops. */
+  leave(): Promise<void>;
+}
