@@ -1,22 +1,20 @@
 /** A node that keeps its durable state in PostgreSQL instead of SQLite: the same behaviour end to end. */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { userInfo } from "node:os";
 import { test } from "node:test";
 import pg from "pg";
+import { skipWithoutDatabase, testDatabaseUrl } from "../../src/store/postgres/test-database.js";
 import { deployTestFunction } from "./deploy-test-function.js";
 import { startKilnServer } from "./kiln-server.js";
 import { listAllTasks, waitUntilNoneUnfinished } from "./task-listing.js";
 
-const databaseUrl = process.env.KILN_TEST_DATABASE_URL ?? "postgres://127.0.0.1:5432/test";
+const databaseUrl = testDatabaseUrl ?? "";
 
 test(
   "a node on PostgreSQL runs tasks, answers invokes, and loses nothing to kill -9",
-  { timeout: 120_000 },
+  { timeout: 120_000, skip: skipWithoutDatabase },
   async (t) => {
     const schema = `kiln_e2e_${randomBytes(4).toString("hex")}`;
-    // `pg` takes the user from PGUSER or USER only (psql would use the OS account).
-    process.env.PGUSER ??= process.env.USER ?? userInfo().username;
     const server = await startKilnServer({
       args: ["--database", databaseUrl],
       env: { KILN_DATABASE_SCHEMA: schema },

@@ -61,8 +61,12 @@ function end(taskId: string, attempt: number, overrides: Partial<AttemptEnd> = {
   };
 }
 
-export function runStoreContract(adapter: string, makeStore: () => Promise<Store>): void {
-  describe(`Store contract: ${adapter}`, () => {
+export function runStoreContract(
+  adapter: string,
+  makeStore: () => Promise<Store>,
+  options: { skip?: string | false } = {},
+): void {
+  describe(`Store contract: ${adapter}`, options, () => {
     test("claims the highest priority first and keeps FIFO within a priority", async () => {
       const store = await storeWithFunction(makeStore);
       const low1 = newTask({ priority: 0 });
@@ -319,6 +323,39 @@ export function runStoreContract(adapter: string, makeStore: () => Promise<Store
         "a setting the manifest names replaces the current one",
       );
       await store.close();
+    });
+
+    test("a claim never takes a function past its maxConcurrency, counting what already runs", async () => {
+      const store = await storeWithFunction(makeStore);
+      await store.enqueueTasks(Array.from({ length: 10 }, () => newTask()));
+      const first = await store.claimTasks(lane, 2, at(1), { maxConcurrency: 3 });
+      assert.equal(first.length, 2);
+      assert.equal((await store.claimTasks(lane, 5, at(2), { maxConcurrency: 3 })).length, 1);
+      assert.equal((await store.claimTasks(lane, 5, at(3), { maxConcurrency: 3 })).length, 0);
+      await store.finishAttempts([end(first[0]!.id, first[0]!.attempt)]);
+      const { claimed } = await store.enqueueAndClaimTasks([newTask()], {
+        lane,
+        limit: 5,
+        now: at(4),
+        maxConcurrency: 3,
+      });
+      assert.equal(claimed.length, 1, "the combined enqueue and claim holds the limit too");
+    });
+
+    test("a claimed callback is not handed out again before its delivery lease ends", async () => {
+      const store = await storeWithFunction(makeStore);
+      const task = newTask({ callbackUrl: "http://127.0.0.1:9/hook" });
+      await store.enqueueTasks([task]);
+      const [claimed] = await store.claimTasks(lane, 1, at(1));
+      await store.finishAttempts([end(claimed!.id, claimed!.attempt, { finishedAt: at(10) })]);
+      const [due] = await store.claimDueCallbacks(at(10), 10, 1000);
+      assert.equal(due?.task.id, task.id);
+      assert.deepEqual(await store.claimDueCallbacks(at(500), 10, 1000), [], "taken for one delivery");
+      assert.equal(
+        (await store.claimDueCallbacks(at(1010), 10, 1000))[0]?.task.id,
+        task.id,
+        "due again after the lease",
+      );
     });
   });
 }

@@ -1,0 +1,219 @@
+/**
+ * Several nodes on one schema, as their stores and clusters see it: `maxConcurrency` across nodes,
+ * leases and their recovery, fencing of a dead node's late ends, and news through LISTEN/NOTIFY.
+ */
+import assert from "node:assert/strict";
+import { after, describe, test } from "node:test";
+import type { ClusterEvents } from "../../cluster/cluster.js";
+import { StoreUnavailableError, type Lane } from "../store.js";
+import { PostgresCluster } from "./postgres-cluster.js";
+import { PostgresStore } from "./postgres-store.js";
+import {
+  at,
+  deployHello,
+  lane,
+  newTask,
+  project,
+  skipWithoutDatabase,
+  TestDatabase,
+  testDatabaseUrl,
+  waitFor,
+} from "./test-database.js";
+
+const database = new TestDatabase(testDatabaseUrl ?? "");
+if (testDatabaseUrl !== null) await database.check();
+const clusters: PostgresCluster[] = [];
+after(async () => {
+  await Promise.all(clusters.map((cluster) => cluster.leave().catch(() => {})));
+  await database.close();
+});
+
+/** What a node heard from the others. */
+class Heard implements ClusterEvents {
+  lanes: Lane[] = [];
+  started: string[] = [];
+  ended: string[] = [];
+  laneReady(lane: Lane) {
+    this.lanes.push(lane);
+  }
+  taskStarted(id: string) {
+    this.started.push(id);
+  }
+  taskEnded(id: string) {
+    this.ended.push(id);
+  }
+  poll() {}
+}
+
+async function joinCluster(store: PostgresStore, leaseTtlMs = 600): Promise<Heard> {
+  const cluster = new PostgresCluster({
+    store,
+    connectionString: database.url,
+    leaseTtlMs,
+    // Long: what these tests see must come from notifications and heartbeats, not polls.
+    pollIntervalMs: 60_000,
+    maxLostAttempts: 3,
+  });
+  const heard = new Heard();
+  await cluster.join(heard);
+  clusters.push(cluster);
+  return heard;
+}
+
+const succeeded = {
+  outcome: "succeeded",
+  failure: null,
+  result: "1",
+  log: "",
+  next: { state: "succeeded" },
+} as const;
+
+describe("nodes sharing one PostgreSQL schema", { timeout: 30_000, skip: skipWithoutDatabase }, () => {
+  test("maxConcurrency holds across nodes claiming at once", async () => {
+    const schema = database.fresh();
+    const nodes = await Promise.all(["a", "b", "c"].map((id) => database.openStore(schema, `node-${id}`)));
+    await deployHello(nodes[0]!);
+    await nodes[0]!.enqueueTasks(Array.from({ length: 50 }, () => newTask()));
+    const claimRound = async () =>
+      (await Promise.all(nodes.map((node) => node.claimTasks(lane, 5, at(1), { maxConcurrency: 5 })))).flat();
+    const first = await claimRound();
+    assert.equal(first.length, 5, "three nodes asking for 5 each start 5 in all");
+    assert.equal((await claimRound()).length, 0, "none while 5 run");
+    await nodes[1]!.finishAttempts(
+      first.slice(0, 2).map((task) => ({
+        taskId: task.id,
+        attempt: task.attempt,
+        startedAt: at(1),
+        finishedAt: at(2),
+        ...succeeded,
+      })),
+    );
+    assert.equal((await claimRound()).length, 2, "as many as ended");
+    assert.equal((await nodes[2]!.claimTasks(lane, 5, at(3))).length, 5, "no limit asked, none applied");
+  });
+
+  test("a node whose lease expired has its attempts recovered as lost elsewhere, and its late end is fenced off", async () => {
+    const schema = database.fresh();
+    const dead = await database.openStore(schema, "node-dead");
+    const alive = await database.openStore(schema, "node-alive");
+    const survivor = await database.openStore(schema, "node-survivor");
+    await deployHello(dead);
+    await database.admin.query(`INSERT INTO ${schema}.nodes VALUES ('node-dead', 0, 0, 0)`);
+    const heardByAlive = await joinCluster(alive);
+    await joinCluster(survivor, 60_000); // a live node whose tasks must be left alone
+    const [lostTask, keptTask] = [newTask(), newTask()];
+    await dead.enqueueTasks([lostTask]);
+    const [claimedByDead] = await dead.claimTasks(lane, 1, at(1));
+    await survivor.enqueueTasks([keptTask]);
+    const [claimedBySurvivor] = await survivor.claimTasks(lane, 1, at(1));
+    assert.ok(claimedByDead && claimedBySurvivor);
+    // Both enqueues were news to the live node; recovery is not due before it has renewed for a lease.
+    await waitFor(() => Promise.resolve(heardByAlive.lanes.length === 2), "the enqueues are heard");
+    heardByAlive.lanes = [];
+
+    await waitFor(
+      async () => (await alive.getTask(project, lostTask.id))?.state === "queued",
+      "the lost task is queued again",
+    );
+    const requeued = await alive.getTask(project, lostTask.id);
+    assert.deepEqual(
+      requeued?.attempts.map((attempt) => attempt.outcome),
+      ["lost"],
+    );
+    assert.match(requeued?.attempts[0]?.failure?.message ?? "", /lease/);
+    assert.deepEqual(heardByAlive.lanes, [lane], "the recovering node wakes the lane");
+    assert.equal(
+      (await survivor.getTask(project, keptTask.id))?.state,
+      "running",
+      "a live node keeps its task",
+    );
+
+    const [retried] = await alive.claimTasks(lane, 1, at(10));
+    assert.equal(retried?.id, lostTask.id);
+    await dead.finishAttempts([
+      {
+        taskId: lostTask.id,
+        attempt: claimedByDead.attempt,
+        startedAt: at(1),
+        finishedAt: at(11),
+        ...succeeded,
+        result: '"stale"',
+      },
+    ]);
+    assert.equal(
+      (await alive.getTask(project, lostTask.id))?.state,
+      "running",
+      "the dead node's end changed nothing",
+    );
+    await alive.finishAttempts([
+      { taskId: lostTask.id, attempt: retried.attempt, startedAt: at(10), finishedAt: at(12), ...succeeded },
+    ]);
+    const done = await alive.getTask(project, lostTask.id);
+    assert.equal(done?.state, "succeeded");
+    assert.equal(done?.result, 1);
+    assert.deepEqual(
+      done?.attempts.map((attempt) => attempt.outcome),
+      ["lost", "succeeded"],
+    );
+  });
+
+  test("an enqueue wakes the lane on other nodes; a watched task's start and end reach the watching node", async () => {
+    const schema = database.fresh();
+    const a = await database.openStore(schema, "node-a");
+    const b = await database.openStore(schema, "node-b");
+    await deployHello(a);
+    const heardByA = await joinCluster(a);
+    const heardByB = await joinCluster(b);
+    const task = newTask();
+    await a.enqueueTasks([task]);
+    await waitFor(() => Promise.resolve(heardByB.lanes.length > 0), "node b hears of the lane");
+    assert.deepEqual(heardByB.lanes, [lane]);
+    assert.deepEqual(heardByA.lanes, [], "a node does not hear its own news");
+
+    assert.equal((await b.watchTask(project, task.id))?.state, "queued");
+    const [claimed] = await a.claimTasks(lane, 1, at(1));
+    await waitFor(() => Promise.resolve(heardByB.started.includes(task.id)), "node b hears the start");
+    await a.finishAttempts([
+      { taskId: task.id, attempt: claimed!.attempt, startedAt: at(1), finishedAt: at(2), ...succeeded },
+    ]);
+    await waitFor(() => Promise.resolve(heardByB.ended.includes(task.id)), "node b hears the end");
+  });
+
+  test("a node that leaves hands its running tasks back at once and is listed as not alive", async () => {
+    const schema = database.fresh();
+    const store = await database.openStore(schema, "node-leaving");
+    await deployHello(store);
+    const cluster = new PostgresCluster({
+      store,
+      connectionString: database.url,
+      leaseTtlMs: 60_000,
+      pollIntervalMs: 60_000,
+      maxLostAttempts: 3,
+    });
+    await cluster.join(new Heard());
+    const task = newTask();
+    await store.enqueueTasks([task]);
+    await store.claimTasks(lane, 1, at(1));
+    assert.deepEqual(
+      (await cluster.listNodes()).map((node) => [node.id, node.alive]),
+      [["node-leaving", true]],
+    );
+    await cluster.leave();
+    assert.equal((await store.getTask(project, task.id))?.state, "queued");
+    assert.deepEqual(
+      (await cluster.listNodes()).map((node) => [node.id, node.alive]),
+      [["node-leaving", false]],
+    );
+  });
+
+  test("a database that cannot be reached is reported as StoreUnavailableError", async () => {
+    const store = new PostgresStore({
+      connectionString: "postgres://127.0.0.1:1/test",
+      nodeId: "node-x",
+      maxLogChars: 100,
+    });
+    await assert.rejects(store.getTask(project, "any"), StoreUnavailableError);
+    await assert.rejects(store.claimTasks(lane, 1, at(1)), StoreUnavailableError);
+    await store.close();
+  });
+});
