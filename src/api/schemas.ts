@@ -58,6 +58,9 @@ export const RollbackBody = Type.Object(
   { additionalProperties: false },
 );
 
+/** Text without NUL characters, which PostgreSQL's text type cannot hold (SQLite would take them). */
+const noNul = "^[^\\u0000]*$";
+
 export const TaskInput = Type.Object(
   {
     function: name("function name"),
@@ -65,11 +68,11 @@ export const TaskInput = Type.Object(
     priority: Type.Optional(Type.Union([Type.Literal(0), Type.Literal(1), Type.Literal(2)])),
     delayS: Type.Optional(Type.Number({ minimum: limits.delayS.min, maximum: limits.delayS.max })),
     timeoutS: Type.Optional(Type.Integer({ minimum: limits.timeoutS.min, maximum: limits.timeoutS.max })),
-    label: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
-    idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    label: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: noNul })),
+    idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: noNul })),
     callbackUrl: Type.Optional(
       Type.String({
-        pattern: "^https?://",
+        pattern: "^https?://[^\\u0000]*$",
         maxLength: 2048,
         description: "Kiln POSTs the task's outcome here once it ends (signed, retried until delivered)",
       }),
@@ -90,7 +93,7 @@ export const TaskListQuery = Type.Object(
   {
     function: Type.Optional(name("function name")),
     state: Type.Optional(Type.Union(taskStates.map((state) => Type.Literal(state)))),
-    label: Type.Optional(Type.String({ maxLength: 128 })),
+    label: Type.Optional(Type.String({ maxLength: 128, pattern: noNul })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
     cursor: Type.Optional(Type.String({ maxLength: 200 })),
   },

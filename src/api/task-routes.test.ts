@@ -126,6 +126,8 @@ const invalidBodies: { name: string; body: unknown }[] = [
   { name: "no function", body: { payload: 1 } },
   { name: "an invalid function name", body: { function: "Hello World" } },
   { name: "an empty batch", body: { tasks: [] } },
+  { name: "a NUL character in its label", body: { function: "hello", label: "a\u0000b" } },
+  { name: "a NUL character in its idempotencyKey", body: { function: "hello", idempotencyKey: "\u0000" } },
   {
     name: "a batch with one invalid task",
     body: { tasks: [{ function: "hello" }, { function: "hello", priority: 3 }] },
