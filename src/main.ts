@@ -93,6 +93,7 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
   });
   dispatcher = new Dispatcher({
     callbacks,
+    cluster,
     store,
     pool,
     runner,

@@ -23,6 +23,8 @@ export interface ClusterEvents {
   taskStarted(taskId: string): void;
   /** A task a caller waits on ended. */
   taskEnded(taskId: string): void;
+  /** Stop the task's running attempt, if it runs here. */
+  cancelRequested(taskId: string): void;
   /** Time to look for what a lost notification would have said. */
   poll(): void;
 }
@@ -32,6 +34,8 @@ export interface Cluster {
   /** Registers this node and starts its heartbeats; `events` is called from then on. */
   join(events: ClusterEvents): Promise<void>;
   listNodes(): Promise<NodeRecord[]>;
+  /** Asks the other nodes to stop the task's running attempt; false when there are none to ask. */
+  requestCancel(taskId: string): Promise<boolean>;
   /** Hands what this node was running back to the others and stops. */
   leave(): Promise<void>;
 }

@@ -16,6 +16,10 @@ export class SingleNode implements Cluster {
     ]);
   }
 
+  requestCancel(): Promise<boolean> {
+    return Promise.resolve(false);
+  }
+
   leave(): Promise<void> {
     return Promise.resolve();
   }

@@ -5,7 +5,7 @@
  * poll now and then makes up for news that got lost.
  */
 import type { FunctionSettings, RevisionSpec } from "../domain/function-settings.js";
-import type { ClusterEvents } from "../cluster/cluster.js";
+import type { Cluster, ClusterEvents } from "../cluster/cluster.js";
 import { decideNextState } from "../domain/retry-policy.js";
 import { isFinal, type Progress, type Task } from "../domain/task.js";
 import type { AttemptResult, Runner } from "../runner/runner.js";
@@ -22,12 +22,14 @@ import {
 } from "../store/store.js";
 import { DelayTimer } from "./delay-timer.js";
 import { EndRecorder } from "./end-recorder.js";
-import { TaskWaiters } from "./task-waiters.js";
+import { TaskWatch } from "./task-watch.js";
 
 export interface DispatcherOptions {
   store: Store;
   pool: SandboxPool;
   runner: Runner;
+  /** The other nodes, asked to stop a task that runs on one of them. */
+  cluster: Pick<Cluster, "requestCancel">;
   maxLostAttempts: number;
   /** Told whenever a task ends, so that a callback URL it carries is served. */
   callbacks: { wake(): void };
@@ -47,6 +49,12 @@ interface LaneFunction {
 
 const functionKey = (project: string, name: string) => `${project}/${name}`;
 const oldestFirstEvery = 5;
+/**
+ * Dispatch passes in flight at once. A claim on PostgreSQL is a few round trips: while one waits,
+ * sandboxes that free up are refilled by the next pass instead of waiting for it (each pass takes the
+ * sandboxes it claims for before it claims, so passes never count the same sandbox twice).
+ */
+const maxConcurrentPasses = 4;
 
 export class Dispatcher implements ClusterEvents {
   private readonly store: Store;
@@ -57,12 +65,14 @@ export class Dispatcher implements ClusterEvents {
   private readonly runningPerFunction = new Map<string, number>();
   private readonly startsPerLane = new Map<string, number>();
   private readonly inFlight = new Set<Promise<void>>();
-  private readonly finishWaiters = new TaskWaiters();
-  private readonly startWaiters = new TaskWaiters();
+  private readonly watch: TaskWatch;
   private readonly delayTimer: DelayTimer;
   private readonly ends: EndRecorder;
+  /** Wakes per lane: a pass that began before the latest wake must not call the lane drained. */
+  private readonly laneWakes = new Map<string, number>();
   private passScheduled = false;
-  private passRunning = false;
+  private passesRunning = 0;
+  private passWanted = false;
   private stopped = false;
 
   constructor(private readonly options: DispatcherOptions) {
@@ -71,6 +81,11 @@ export class Dispatcher implements ClusterEvents {
     this.runner = options.runner;
     this.delayTimer = new DelayTimer(() => void this.releaseDueTasks());
     this.ends = new EndRecorder(this.store);
+    this.watch = new TaskWatch({
+      store: this.store,
+      startingFor: (task) => this.pool.startingCount(laneOf(task)),
+      onCancelled: () => options.callbacks.wake(),
+    });
   }
 
   /** Recovers what a previous life of this node left running, then starts dispatching. */
@@ -88,19 +103,22 @@ export class Dispatcher implements ClusterEvents {
   }
 
   taskStarted(taskId: string): void {
-    this.startWaiters.notify(taskId);
+    this.watch.started(taskId);
   }
 
   taskEnded(taskId: string): void {
-    this.finishWaiters.notify(taskId);
+    this.watch.ended(taskId);
+  }
+
+  cancelRequested(taskId: string): void {
+    this.runner.cancel(taskId);
   }
 
   /** Looks for work and outcomes that another node's lost notification would have announced. */
   poll(): void {
     if (this.stopped) return;
     // Waiters read their task again: one that ended on another node unannounced is found now.
-    this.startWaiters.releaseAll();
-    this.finishWaiters.releaseAll();
+    this.watch.recheck();
     void this.releaseDueTasks()
       .then(() => this.store.listReadyLanes())
       .then((lanes) => lanes.forEach((lane) => this.wake(lane)))
@@ -134,8 +152,7 @@ export class Dispatcher implements ClusterEvents {
     this.stopped = true;
     this.ends.stop();
     this.delayTimer.stop();
-    this.finishWaiters.releaseAll();
-    this.startWaiters.releaseAll();
+    this.watch.stop();
   }
 
   /** Waits until every attempt end in progress has been recorded. */
@@ -165,7 +182,7 @@ export class Dispatcher implements ClusterEvents {
         }));
       } finally {
         this.runningPerFunction.set(key, (this.runningPerFunction.get(key) ?? 0) - sandboxes.length);
-        sandboxes.slice(claimed.length).forEach((sandbox) => this.pool.release(sandbox));
+        sandboxes.slice(claimed.length).forEach((sandbox) => this.pool.putBack(sandbox));
       }
       claimed.forEach((task, index) => this.startAttempt(task, fn, key, sandboxes[index] as Sandbox));
     }
@@ -198,17 +215,20 @@ export class Dispatcher implements ClusterEvents {
     return { lane, fn, key, sandboxes };
   }
 
-  /** Cancels a task: a pending one at once, a running one by stopping its sandbox. */
+  /** Cancels a task: a pending one at once, a running one by stopping its sandbox, wherever it runs. */
   async cancel(project: string, id: string): Promise<Task | null> {
     const task = await this.store.getTask(project, id);
     if (task === null || isFinal(task.state)) return task;
-    if (task.state === "running" && this.runner.cancel(id)) {
+    if (
+      task.state === "running" &&
+      (this.runner.cancel(id) || (await this.options.cluster.requestCancel(id)))
+    ) {
       await this.waitForTask(project, id, 10_000);
       return this.store.getTask(project, id);
     }
     const cancelled = await this.store.cancelPendingTask(project, id, new Date());
     if (cancelled !== null && isFinal(cancelled.state)) {
-      this.finishWaiters.notify(id);
+      this.watch.ended(id);
       this.options.callbacks.wake();
     }
     return cancelled;
@@ -220,53 +240,14 @@ export class Dispatcher implements ClusterEvents {
     return task;
   }
 
-  /**
-   * Admission of a synchronous invocation: resolves true once the task has started, or false when it
-   * could not start within `admissionMs` — it is then cancelled, so no work is left behind for a caller
-   * who was told to come back later. A sandbox of its lane that is still starting (a cold start) is
-   * capacity on its way: then the task may wait up to `coldStartMs` more.
-   */
-  async admit(project: string, id: string, admissionMs: number, coldStartMs = 2000): Promise<boolean> {
-    let deadline = Date.now() + admissionMs;
-    let extended = false;
-    for (;;) {
-      // Registered before the read, so a start between the two is not missed.
-      const waiter = this.startWaiters.wait(id, Math.max(0, deadline - Date.now()));
-      const task = await this.store.watchTask(project, id);
-      if (task === null || !isPending(task)) {
-        waiter.cancel();
-        return task !== null;
-      }
-      if (Date.now() < deadline && !this.stopped) {
-        await waiter.finished;
-        continue;
-      }
-      waiter.cancel();
-      if (!extended && !this.stopped && this.pool.startingCount(laneOf(task)) > 0) {
-        extended = true;
-        deadline = Date.now() + coldStartMs;
-        continue;
-      }
-      const cancelled = await this.store.cancelPendingTask(project, id, new Date());
-      if (cancelled?.state !== "cancelled") return true;
-      this.finishWaiters.notify(id);
-      this.options.callbacks.wake();
-      return false;
-    }
+  /** See `TaskWatch.admit`. */
+  admit(project: string, id: string, admissionMs: number, coldStartMs?: number): Promise<boolean> {
+    return this.watch.admit(project, id, admissionMs, coldStartMs);
   }
 
   /** Resolves with the task once it is final, or as it is after `timeoutMs`. */
-  async waitForTask(project: string, id: string, timeoutMs: number): Promise<Task | null> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const waiter = this.finishWaiters.wait(id, Math.max(0, deadline - Date.now()));
-      const task = await this.store.watchTask(project, id);
-      if (task === null || isFinal(task.state) || Date.now() >= deadline || this.stopped) {
-        waiter.cancel();
-        return task;
-      }
-      await waiter.finished;
-    }
+  waitForTask(project: string, id: string, timeoutMs: number): Promise<Task | null> {
+    return this.watch.waitForTask(project, id, timeoutMs);
   }
 
   /**
@@ -292,13 +273,15 @@ export class Dispatcher implements ClusterEvents {
    */
   wake(lane: Lane, now = false): void {
     if (this.stopped) return;
-    this.readyLanes.set(laneKey(lane), lane);
+    const key = laneKey(lane);
+    this.readyLanes.set(key, lane);
+    this.laneWakes.set(key, (this.laneWakes.get(key) ?? 0) + 1);
     this.schedulePass(now);
   }
 
   private schedulePass(now = false): void {
     if (this.stopped) return;
-    if (now && !this.passRunning) {
+    if (now && this.passesRunning < maxConcurrentPasses) {
       void this.pass();
       return;
     }
@@ -311,21 +294,26 @@ export class Dispatcher implements ClusterEvents {
   }
 
   private async pass(): Promise<void> {
-    if (this.passRunning) {
-      this.schedulePass();
+    if (this.passesRunning >= maxConcurrentPasses) {
+      this.passWanted = true; // run once one of them ends
       return;
     }
-    this.passRunning = true;
+    this.passesRunning += 1;
     try {
       for (const [key, lane] of [...this.readyLanes]) {
         if (this.stopped) return;
+        const wakes = this.laneWakes.get(key);
         const drained = await this.dispatchLane(lane);
-        if (drained) this.readyLanes.delete(key);
+        if (drained && this.laneWakes.get(key) === wakes) this.readyLanes.delete(key);
       }
     } catch (error) {
       reportStoreError("dispatching", error);
     } finally {
-      this.passRunning = false;
+      this.passesRunning -= 1;
+      if (this.passWanted) {
+        this.passWanted = false;
+        this.schedulePass();
+      }
     }
   }
 
@@ -338,25 +326,34 @@ export class Dispatcher implements ClusterEvents {
     const key = functionKey(lane.project, lane.functionName);
     const running = this.runningPerFunction.get(key) ?? 0;
     const room = fn.settings.maxConcurrency > 0 ? fn.settings.maxConcurrency - running : Infinity;
-    const slots = Math.min(this.pool.idleCount(lane), room);
-    let drained = false;
-    if (slots > 0) {
-      const { maxConcurrency } = fn.settings;
-      const oldest = this.oldestFirstSlots(lane, slots);
-      const now = new Date();
-      const claimed = [
-        ...(oldest > 0
-          ? await this.store.claimTasks(lane, oldest, now, { order: "oldest", maxConcurrency })
-          : []),
-        ...(slots > oldest ? await this.store.claimTasks(lane, slots - oldest, now, { maxConcurrency }) : []),
-      ];
-      drained = claimed.length < slots;
-      for (const task of claimed) {
-        const sandbox = this.pool.takeIdle(task.lane);
-        if (sandbox === null) throw new Error(`no idle sandbox for claimed task ${task.id}`);
-        this.startAttempt(task, fn, key, sandbox);
-      }
+    // The sandboxes this pass claims for, taken now and counted as running until the claim returns.
+    const sandboxes: Sandbox[] = [];
+    for (let sandbox; sandboxes.length < room && (sandbox = this.pool.takeIdle(lane)) !== null;) {
+      sandboxes.push(sandbox);
     }
+    const slots = sandboxes.length;
+    let claimed: ClaimedTask[] = [];
+    if (slots > 0) {
+      this.runningPerFunction.set(key, running + slots);
+      try {
+        const { maxConcurrency } = fn.settings;
+        const oldest = this.oldestFirstSlots(lane, slots);
+        const now = new Date();
+        claimed = [
+          ...(oldest > 0
+            ? await this.store.claimTasks(lane, oldest, now, { order: "oldest", maxConcurrency })
+            : []),
+          ...(slots > oldest
+            ? await this.store.claimTasks(lane, slots - oldest, now, { maxConcurrency })
+            : []),
+        ];
+      } finally {
+        this.runningPerFunction.set(key, (this.runningPerFunction.get(key) ?? 0) - slots);
+        sandboxes.slice(claimed.length).forEach((sandbox) => this.pool.putBack(sandbox));
+      }
+      claimed.forEach((task, index) => this.startAttempt(task, fn, key, sandboxes[index] as Sandbox));
+    }
+    const drained = claimed.length < slots;
     // A backlog with no idle sandbox left: start more, within the concurrency room and the node's slots.
     const starting = this.pool.startingCount(lane);
     const wanted = Math.min(room - slots - starting, (this.options.maxStartingPerLane ?? 2) - starting);
@@ -380,7 +377,7 @@ export class Dispatcher implements ClusterEvents {
 
   private startAttempt(task: ClaimedTask, fn: LaneFunction, key: string, sandbox: Sandbox): void {
     this.runningPerFunction.set(key, (this.runningPerFunction.get(key) ?? 0) + 1);
-    this.startWaiters.notify(task.id);
+    this.watch.started(task.id);
     const onProgress = (percent: number, message?: string) => {
       const progress: Progress = message === undefined ? { percent } : { percent, message };
       void this.store.updateProgress(task.id, task.attempt, progress).catch(() => {});
@@ -425,7 +422,7 @@ export class Dispatcher implements ClusterEvents {
     });
     if (next.state === "delayed") this.delayTimer.arm(next.runAt);
     else {
-      this.finishWaiters.notify(task.id);
+      this.watch.ended(task.id);
       this.options.callbacks.wake();
     }
     // Re-check the lane: a concurrency slot of the function just freed up.
@@ -480,10 +477,6 @@ export class Dispatcher implements ClusterEvents {
 function reportStoreError(doing: string, error: unknown): void {
   if (error instanceof StoreUnavailableError) console.error(`kiln: ${doing} failed: ${error.message}`);
   else console.error(`kiln: ${doing} failed`, error);
-}
-
-function isPending(task: Task): boolean {
-  return task.state === "queued" || task.state === "delayed";
 }
 
 function laneOf(task: Task): Lane {

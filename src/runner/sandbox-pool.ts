@@ -154,9 +154,19 @@ export class SandboxPool {
       if (settings.singleUse) this.grow(sandbox.lane, entry.config);
       return;
     }
+    this.putBack(sandbox);
+    this.options.onIdle(sandbox.lane);
+  }
+
+  /** Makes a sandbox taken with `takeIdle` idle again without waking its lane (no task came for it). */
+  putBack(sandbox: Sandbox): void {
+    const entry = this.lanes.get(laneKey(sandbox.lane));
+    if (entry === undefined || this.closed) {
+      sandbox.kill();
+      return;
+    }
     entry.idle.push(sandbox);
     this.idleTimers.set(sandbox, setTimeout(() => this.retireIfCold(sandbox), this.options.idleMs).unref());
-    this.options.onIdle(sandbox.lane);
   }
 
   /** The lanes of a function that have sandboxes on this node. */

@@ -27,10 +27,11 @@ it in <data dir>/admin-token, where the other kiln commands on this machine find
   --host H          address to listen on (env KILN_HOST; default 127.0.0.1)
   --port P          port to listen on (env KILN_PORT; default 7878)
   --data-dir D      database, token and code (env KILN_DATA_DIR; default ./.kiln)
-  --max-workers N   tasks this node runs at once (env KILN_MAX_WORKERS; default 16)
+  --max-workers N   tasks this node runs at once; 0 for a node that only serves the API
+                    (env KILN_MAX_WORKERS; default 16)
   --examples        deploy the functions under examples/ at start
   --database URL    keep the durable state in PostgreSQL (postgres://…) instead of <data dir>/kiln.db;
-                    one node per database for now (env KILN_DATABASE_URL)
+                    every node started on the same database is one Kiln (env KILN_DATABASE_URL)
   --isolation L     auto (default: the strongest the host offers), strong (refuse to start without it)
                     or process (development only) (env KILN_ISOLATION)
   --allow-weak-isolation
@@ -43,7 +44,7 @@ it in <data dir>/admin-token, where the other kiln commands on this machine find
       host: values.host,
       port: parseIntegerFlag("serve", "port", values.port, { min: 0, max: 65_535 }),
       dataDir: values["data-dir"],
-      maxWorkers: parseIntegerFlag("serve", "max-workers", values["max-workers"], { min: 1 }),
+      maxWorkers: parseIntegerFlag("serve", "max-workers", values["max-workers"], { min: 0 }),
       token: values.token,
       deployExamples: values.examples,
       database: values.database,

@@ -1,6 +1,6 @@
 /**
- * What nodes tell each other through `NOTIFY`: lanes that have new queued tasks, and the start and end
- * of tasks a caller waits on. Announcements go out after the commit that made them true, a turn's worth
+ * What nodes tell each other through `NOTIFY`: lanes that have new queued tasks, the start and end of
+ * tasks a caller waits on, and running tasks to cancel. Announcements go out after the commit that made them true, a turn's worth
  * in one statement; one that is lost (a node died between the two) is made up for by polling.
  */
 import type pg from "pg";
@@ -12,6 +12,7 @@ export interface Announcement {
   lanes: [project: string, functionName: string, revision: string][];
   started: string[];
   ended: string[];
+  cancel: string[];
 }
 
 /** One channel per schema: stores in different schemas of one database do not hear each other. */
@@ -49,8 +50,13 @@ export class Announcer {
     this.schedule();
   }
 
+  cancel(taskIds: readonly string[]): void {
+    this.pending.cancel.push(...taskIds);
+    this.schedule();
+  }
+
   private empty(): Announcement {
-    return { from: this.nodeId, lanes: [], started: [], ended: [] };
+    return { from: this.nodeId, lanes: [], started: [], ended: [], cancel: [] };
   }
 
   private schedule(): void {
@@ -93,6 +99,7 @@ export class Announcer {
     for (const lane of lanes) add(lane, (p) => p.lanes.push(lane));
     for (const id of announcement.started) add(id, (p) => p.started.push(id));
     for (const id of announcement.ended) add(id, (p) => p.ended.push(id));
+    for (const id of announcement.cancel) add(id, (p) => p.cancel.push(id));
     if (size > 0) payloads.push(JSON.stringify(part));
     return payloads;
   }
@@ -103,7 +110,13 @@ export function parseAnnouncement(payload: string | undefined): Announcement | n
   try {
     const value = JSON.parse(payload ?? "") as Partial<Announcement>;
     if (typeof value.from !== "string" || !Array.isArray(value.lanes)) return null;
-    return { from: value.from, lanes: value.lanes, started: value.started ?? [], ended: value.ended ?? [] };
+    return {
+      from: value.from,
+      lanes: value.lanes,
+      started: value.started ?? [],
+      ended: value.ended ?? [],
+      cancel: value.cancel ?? [],
+    };
   } catch {
     return null;
   }

@@ -33,6 +33,9 @@ class Heard implements ClusterEvents {
   lanes: Lane[] = [];
   started: string[] = [];
   ended: string[] = [];
+  cancelled: string[] = [];
+  /** The cluster this node joined. */
+  cluster: PostgresCluster | null = null;
   laneReady(lane: Lane) {
     this.lanes.push(lane);
   }
@@ -41,6 +44,9 @@ class Heard implements ClusterEvents {
   }
   taskEnded(id: string) {
     this.ended.push(id);
+  }
+  cancelRequested(id: string) {
+    this.cancelled.push(id);
   }
   poll() {}
 }
@@ -55,6 +61,7 @@ async function joinCluster(store: PostgresStore, leaseTtlMs = 600): Promise<Hear
     maxLostAttempts: 3,
   });
   const heard = new Heard();
+  heard.cluster = cluster;
   await cluster.join(heard);
   clusters.push(cluster);
   return heard;
@@ -75,20 +82,18 @@ describe("nodes sharing one PostgreSQL schema", { timeout: 30_000, skip: skipWit
     await deployHello(nodes[0]!);
     await nodes[0]!.enqueueTasks(Array.from({ length: 50 }, () => newTask()));
     const claimRound = async () =>
-      (await Promise.all(nodes.map((node) => node.claimTasks(lane, 5, at(1), { maxConcurrency: 5 })))).flat();
+      Promise.all(nodes.map((node) => node.claimTasks(lane, 5, at(1), { maxConcurrency: 5 })));
     const first = await claimRound();
-    assert.equal(first.length, 5, "three nodes asking for 5 each start 5 in all");
-    assert.equal((await claimRound()).length, 0, "none while 5 run");
-    await nodes[1]!.finishAttempts(
-      first.slice(0, 2).map((task) => ({
-        taskId: task.id,
-        attempt: task.attempt,
-        startedAt: at(1),
-        finishedAt: at(2),
-        ...succeeded,
-      })),
-    );
-    assert.equal((await claimRound()).length, 2, "as many as ended");
+    assert.equal(first.flat().length, 5, "three nodes asking for 5 each start 5 in all");
+    assert.equal((await claimRound()).flat().length, 0, "none while 5 run");
+    // Two tasks end, each recorded by the node that claimed it.
+    const ending = first.flatMap((claimed, node) => claimed.map((task) => ({ task, node }))).slice(0, 2);
+    for (const { task, node } of ending) {
+      await nodes[node]!.finishAttempts([
+        { taskId: task.id, attempt: task.attempt, startedAt: at(1), finishedAt: at(2), ...succeeded },
+      ]);
+    }
+    assert.equal((await claimRound()).flat().length, 2, "as many as ended");
     assert.equal((await nodes[2]!.claimTasks(lane, 5, at(3))).length, 5, "no limit asked, none applied");
   });
 
@@ -157,7 +162,7 @@ describe("nodes sharing one PostgreSQL schema", { timeout: 30_000, skip: skipWit
     );
   });
 
-  test("an enqueue wakes the lane on other nodes; a watched task's start and end reach the watching node", async () => {
+  test("an enqueue wakes the lane on other nodes; a watched task's start and end reach the watching node; cancels reach the others", async () => {
     const schema = database.fresh();
     const a = await database.openStore(schema, "node-a");
     const b = await database.openStore(schema, "node-b");
@@ -177,6 +182,9 @@ describe("nodes sharing one PostgreSQL schema", { timeout: 30_000, skip: skipWit
       { taskId: task.id, attempt: claimed!.attempt, startedAt: at(1), finishedAt: at(2), ...succeeded },
     ]);
     await waitFor(() => Promise.resolve(heardByB.ended.includes(task.id)), "node b hears the end");
+
+    assert.equal(await heardByB.cluster?.requestCancel("some-task"), true);
+    await waitFor(() => Promise.resolve(heardByA.cancelled.includes("some-task")), "node a hears the cancel");
   });
 
   test("a node that leaves hands its running tasks back at once and is listed as not alive", async () => {

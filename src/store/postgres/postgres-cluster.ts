@@ -74,6 +74,12 @@ export class PostgresCluster implements Cluster {
     }));
   }
 
+  async requestCancel(taskId: string): Promise<boolean> {
+    this.store.announce.cancel([taskId]);
+    await this.store.announce.flush();
+    return true;
+  }
+
   /** Queues again what this node was running (it has stopped its sandboxes) and gives up its lease. */
   async leave(): Promise<void> {
     this.left = true;
@@ -167,5 +173,6 @@ export class PostgresCluster implements Cluster {
     }
     for (const id of announcement.started) events.taskStarted(id);
     for (const id of announcement.ended) events.taskEnded(id);
+    for (const id of announcement.cancel) events.cancelRequested(id);
   }
 }
