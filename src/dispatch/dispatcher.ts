@@ -219,12 +219,17 @@ export class Dispatcher implements ClusterEvents {
   async cancel(project: string, id: string): Promise<Task | null> {
     const task = await this.store.getTask(project, id);
     if (task === null || isFinal(task.state)) return task;
-    if (
-      task.state === "running" &&
-      (this.runner.cancel(id) || (await this.options.cluster.requestCancel(id)))
-    ) {
-      await this.waitForTask(project, id, 10_000);
-      return this.store.getTask(project, id);
+    if (task.state === "running") {
+      let stopping = this.runner.cancel(id);
+      if (!stopping) {
+        // Another node runs it: watched first, so that its end is announced to this node.
+        await this.store.watchTask(project, id);
+        stopping = await this.options.cluster.requestCancel(id);
+      }
+      if (stopping) {
+        await this.waitForTask(project, id, 10_000);
+        return this.store.getTask(project, id);
+      }
     }
     const cancelled = await this.store.cancelPendingTask(project, id, new Date());
     if (cancelled !== null && isFinal(cancelled.state)) {

@@ -1,0 +1,39 @@
+/**
+ * Cancelling through one node a task that runs on another: node A runs no tasks (`--max-workers 0`), so
+ * the running attempt is on node B, and only the cancel notification can stop it there.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { readNodeId, startCluster, waitForAliveNodes } from "./cluster-nodes.js";
+import { deployTestFunction } from "./deploy-test-function.js";
+import { pollUntil } from "./poll-until.js";
+
+test(
+  "a task running on one node is cancelled through another within seconds",
+  { timeout: 120_000 },
+  async (t) => {
+    const cluster = await startCluster(t, [{ maxWorkers: 0 }, {}]);
+    if (cluster === null) return;
+    const [front, worker] = cluster.nodes;
+    assert.ok(front !== undefined && worker !== undefined);
+    await waitForAliveNodes(front, await Promise.all(cluster.nodes.map(readNodeId)), 10_000);
+    await deployTestFunction(front.client, "record-interval-on-node");
+    const [task] = await front.client.createTasks([
+      { function: "record-interval-on-node", payload: { sleepMs: 25_000 } },
+    ]);
+    assert.ok(task !== undefined);
+    await pollUntil(
+      "the task to run on the worker node",
+      async () => ((await front.client.getTask(task.id)).state === "running" ? true : undefined),
+      { timeoutMs: 30_000 },
+    );
+
+    const startedMs = Date.now();
+    const cancelled = await front.client.cancelTask(task.id);
+    const elapsedMs = Date.now() - startedMs;
+    t.diagnostic(`cancel through the front node answered ${cancelled.state} in ${elapsedMs} ms`);
+    assert.equal(cancelled.state, "cancelled");
+    assert.ok(elapsedMs < 10_000, `the cancel took ${elapsedMs} ms`);
+    assert.equal((await worker.client.getTask(task.id)).state, "cancelled");
+  },
+);
