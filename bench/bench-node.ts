@@ -1,13 +1,19 @@
-/** A Kiln node in its own process for the benchmark, so the load generator does not share its event loop. */
+/**
+ * A Kiln node in its own process for the benchmark, so the load generator does not share its event loop.
+ * Arguments: `<dataDir> <maxWorkers> [<databaseUrl> <databaseSchema>]` (PostgreSQL when a URL is given).
+ * Sends `{ url }` once it listens; closes when the parent disconnects.
+ */
 import { loadConfig } from "../src/config/config.js";
 import { startNode } from "../src/main.js";
 
+const [dataDir, maxWorkers, database, databaseSchema] = process.argv.slice(2);
 const node = await startNode(
   loadConfig({
-    dataDir: process.argv[2],
+    dataDir,
     port: 0,
-    maxWorkers: Number(process.argv[3] ?? 16),
+    maxWorkers: Number(maxWorkers ?? 16),
     token: "bench",
+    ...(database === undefined ? {} : { database, databaseSchema: databaseSchema ?? "kiln" }),
   }),
 );
 process.send?.({ url: node.url });
