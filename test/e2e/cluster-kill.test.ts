@@ -48,6 +48,14 @@ function countDoneLines(text: string): number {
   return text.match(/^done /gm)?.length ?? 0;
 }
 
+/** Whether a handler on the node with `nodePid` has started and not finished. */
+function isRunningOn(text: string, nodePid: number): boolean {
+  const marks = parseMarks(text);
+  return [...marks.startedOn].some(
+    ([n, pids]) => pids.includes(nodePid) && !(marks.doneOn.get(n) ?? []).includes(nodePid),
+  );
+}
+
 test(
   "three nodes share one database; 20,000 tasks are created through all three; one node is killed with kill -9 mid-run; every task succeeds exactly once in the end, the killed node's after its lease expired, and none is lost or stuck",
   { timeout: 360_000 },
@@ -93,6 +101,12 @@ test(
       { timeoutMs: 120_000, intervalMs: 20 },
     );
     const victimPid = victim.pid;
+    // The kill must find the victim busy, or there is nothing for the others to recover.
+    await pollUntil(
+      "a handler running on the node to kill",
+      async () => (isRunningOn(await readFile(markerFile, "utf8"), victimPid) ? true : undefined),
+      { timeoutMs: 60_000, intervalMs: 5 },
+    );
     const victimId = nodeIds[2] as string;
     await victim.kill9();
     const killedAtMs = Date.now();
@@ -155,10 +169,17 @@ test(
       unreported.every((task) => task.attempts.some((attempt) => attempt.outcome === "lost")),
       "a task the killed node had started and not finished shows no lost attempt",
     );
+    // A lost attempt is the killed node's (claimed, perhaps not started yet): on the live nodes, such a
+    // task started once only, for the run that succeeded. A live node whose lease wrongly expired would
+    // show a second start there.
     assert.deepEqual(
-      withLostAttempt.filter((task) => !startedOnVictim.has(nOf(task))).map((task) => task.id),
+      withLostAttempt
+        .filter(
+          (task) => (marks.startedOn.get(nOf(task)) ?? []).filter((pid) => pid !== victimPid).length !== 1,
+        )
+        .map((task) => `${task.id} started on ${JSON.stringify(marks.startedOn.get(nOf(task)))}`),
       [],
-      "tasks that never ran on the killed node were recorded lost (a live node's lease expired)",
+      "a task recorded lost ran on a live node before its rerun (a live node's lease expired)",
     );
     for (const task of withLostAttempt) {
       const lost = task.attempts.find((attempt) => attempt.outcome === "lost");
@@ -177,16 +198,13 @@ test(
       "tasks succeeded without their handler having run to its end",
     );
     // A handler completes twice only when its node died between its end and the commit of its result:
-    // tasks the killed node left unreported, at most one per sandbox it had.
+    // tasks the killed node left unreported. A sandbox takes its next task while the previous end is
+    // still being committed, so that can be more than one per sandbox (reported above, not bounded here).
     const unreportedNs = new Set(unreported.map(nOf));
     assert.deepEqual(
       doubleCompleted.filter((n) => !unreportedNs.has(n)),
       [],
       "handlers ran to completion twice for tasks the killed node did not leave unreported",
-    );
-    assert.ok(
-      doubleCompleted.length <= maxWorkers,
-      `${doubleCompleted.length} handlers ran to completion twice; the killed node had ${maxWorkers} sandboxes`,
     );
   },
 );
