@@ -15,6 +15,7 @@ import {
   type GraphileLatency,
 } from "./graphile-peer.js";
 import { startBenchNode, type BenchNode } from "./node-process.js";
+import { waitForQuietMachine } from "./quiet-machine.js";
 import type { BenchSizes } from "./sqlite-bench.js";
 import { measureDrain, measureStartLatency, median, type Drain, type Latency } from "./task-measures.js";
 
@@ -32,8 +33,12 @@ interface Round {
   graphileDrain: number | null;
 }
 
-/** A part that failed leaves its figure out of the medians (and says why) instead of ending the run. */
+/**
+ * Runs one part once the machine is quiet. A part that failed leaves its figure out of the medians (and
+ * says why) instead of ending the run.
+ */
 async function tryPart<T>(label: string, part: () => Promise<T>): Promise<T | null> {
+  console.log(`${label}: ${await waitForQuietMachine()}`);
   try {
     return await part();
   } catch (error) {

@@ -4,6 +4,7 @@
  */
 import { deployNoop } from "./http-api.js";
 import { startBenchNode } from "./node-process.js";
+import { waitForQuietMachine } from "./quiet-machine.js";
 import {
   measureDrain,
   measureInvoke,
@@ -27,6 +28,7 @@ export async function runSqliteBench({ rounds, probes, drainTasks, concurrency }
   const invokes: Awaited<ReturnType<typeof measureInvoke>>[] = [];
   const invokesUnderLoad: Awaited<ReturnType<typeof measureInvoke>>[] = [];
   for (let round = 1; round <= rounds; round++) {
+    console.log(`sqlite round ${round}: ${await waitForQuietMachine()}`);
     const node = await startBenchNode({ maxWorkers: concurrency });
     try {
       await deployNoop(node.api, concurrency);
