@@ -55,7 +55,7 @@ describe(
           const { rows } = await admin.query<{ waiting: number }>(
             `SELECT count(DISTINCT pid)::int AS waiting FROM pg_stat_activity
              WHERE application_name = $1 AND wait_event_type = 'Lock' AND query LIKE '%SKIP LOCKED%'`,
-            [`kiln ${nodeId}`],
+            [`kiln ${nodeId} fast`],
           );
           return rows[0]?.waiting === 8;
         }, "eight claims wait on the lock");

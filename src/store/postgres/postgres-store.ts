@@ -51,7 +51,7 @@ export interface PostgresStoreOptions {
   nodeId: string;
   /** A task's log is cut (and the cut marked) past this many characters. */
   maxLogChars: number;
-  /** Connections in the pool. Default 10. */
+  /** Connections in each of the two pools (durable and fast). Default 8. */
   maxConnections?: number;
   /** A connection that broke while idle (the database restarted, say); the pool replaces it. */
   onIdleConnectionError?: (error: Error) => void;
@@ -105,27 +105,28 @@ export const taskColumns = `seq, id, project, function_name, revision, state, pr
 const migrationLockKey = 0x6b696c6e;
 
 /**
- * Begins a transaction whose commit need not wait for the WAL's fsync (1–2 ms here): claims and attempt
- * ends, as SQLite commits them at NORMAL. A crash of PostgreSQL itself may forget the last of them
- * (its WAL writer flushes within ~0.6 s): such tasks run again. Enqueues, deploys and cancels stay
- * synchronous, since the caller was told they were accepted.
- */
-const beginUndurable = "BEGIN; SET LOCAL synchronous_commit = off";
-
-/**
  * A claim reads the head of its lane from the index in claim order. Statistics taken while the queue
  * was short make sorting the whole lane look as cheap, and a burst of tasks then costs a sort of the
  * queue per claim (measured: 18 ms instead of 1 ms per claim of 16 with 27,000 queued). Sorting is what
- * a claim must never do, so it is ruled out, in the same round trip as BEGIN.
+ * a claim must never do, so it is ruled out: on the fast pool for good, here for one transaction.
  */
-const beginClaim = `${beginUndurable}; SET LOCAL enable_sort = off`;
 const beginEnqueueAndClaim = "BEGIN; SET LOCAL enable_sort = off";
 const schemaPattern = /^[a-z_][a-z0-9_]{0,62}$/;
 
 export class PostgresStore implements Store {
   private readonly pool: pg.Pool;
+  /**
+   * Connections for claims and attempt ends, the statements on every task's path: their commits do
+   * not wait for the WAL's fsync (1–2 ms here), as SQLite commits them at NORMAL. A crash of PostgreSQL
+   * itself may forget the last of them (its WAL writer flushes within ~0.6 s): those tasks run again.
+   * Enqueues, deploys and cancels go through `pool` and stay synchronous: their callers were told they
+   * were accepted. Sorting is off here too (see `beginEnqueueAndClaim`).
+   */
+  private readonly fastPool: pg.Pool;
   /** The pool's `query`, with an unreachable database reported as `StoreUnavailableError`. */
   readonly db: Queryable;
+  /** The same for the fast pool. */
+  private readonly fastDb: Queryable;
   readonly schema: string;
   readonly nodeId: string;
   readonly announce: Announcer;
@@ -141,21 +142,25 @@ export class PostgresStore implements Store {
     // Epoch milliseconds and seq fit a double exactly; int8 would arrive as strings otherwise.
     const types = new pg.TypeOverrides();
     types.setTypeParser(pg.types.builtins.INT8, Number);
-    this.pool = new pg.Pool({
-      connectionString: options.connectionString,
-      max: options.maxConnections ?? 10,
-      // Names the node in pg_stat_activity.
-      application_name: `kiln ${this.nodeId}`,
-      // Every unqualified name in this file resolves in the store's schema.
-      options: `-c search_path=${pg.escapeIdentifier(this.schema)}`,
-      types,
-    });
-    const onError = options.onIdleConnectionError ?? (() => {});
-    this.pool.on("error", onError);
-    this.db = {
-      query: <Row extends pg.QueryResultRow>(config: pg.QueryConfig) =>
-        this.pool.query<Row>(config).catch(rethrowUnavailable),
+    const openPool = (name: string, settings: string) => {
+      const pool = new pg.Pool({
+        connectionString: options.connectionString,
+        max: options.maxConnections ?? 8,
+        // Names the node in pg_stat_activity.
+        application_name: `kiln ${this.nodeId} ${name}`,
+        // Every unqualified name in this file resolves in the store's schema.
+        options: `-c search_path=${pg.escapeIdentifier(this.schema)} ${settings}`,
+        types,
+      });
+      pool.on("error", options.onIdleConnectionError ?? (() => {}));
+      const db: Queryable = {
+        query: <Row extends pg.QueryResultRow>(config: pg.QueryConfig) =>
+          pool.query<Row>(config).catch(rethrowUnavailable),
+      };
+      return [pool, db] as const;
     };
+    [this.pool, this.db] = openPool("durable", "");
+    [this.fastPool, this.fastDb] = openPool("fast", "-c synchronous_commit=off -c enable_sort=off");
     this.announce = new Announcer(this.db, channelOf(this.schema), this.nodeId);
   }
 
@@ -395,13 +400,14 @@ export class PostgresStore implements Store {
 
   claimTasks(lane: Lane, limit: number, now: Date, options: ClaimOptions = {}): Promise<ClaimedTask[]> {
     if (limit <= 0) return Promise.resolve([]);
-    // Committed (synchronously) before it resolves.
-    return this.transaction((db) => this.claim(db, lane, limit, now, options), beginClaim);
+    // One statement when no lock is needed.
+    if ((options.maxConcurrency ?? 0) === 0) return this.claim(this.fastDb, lane, limit, now, options);
+    return this.transaction((db) => this.claim(db, lane, limit, now, options), "BEGIN", this.fastPool);
   }
 
-  /** Runs inside a transaction begun with `enable_sort = off`. */
+  /** Runs with `enable_sort = off`, inside a transaction when a `maxConcurrency` is given. */
   private async claim(
-    db: pg.PoolClient,
+    db: Queryable,
     lane: Lane,
     limit: number,
     now: Date,
@@ -481,12 +487,10 @@ export class PostgresStore implements Store {
     // $14 this node. Fencing: an end applies only while its attempt is the task's running one, claimed
     // by this node. Every claim increments the attempt number, so an end from a node whose lease expired
     // (its task was claimed again) matches nothing; the node is checked too because a claim whose commit
-    // PostgreSQL forgot in a crash (see `beginUndurable`) may see its attempt number handed out again.
-    const { rows } = await this.transaction(
-      (db) =>
-        db.query<{ id: string }>({
-          name: "kiln_finish_attempts",
-          text: `UPDATE tasks t
+    // PostgreSQL forgot in a crash (see `fastPool`) may see its attempt number handed out again.
+    const { rows } = await this.fastDb.query<{ id: string }>({
+      name: "kiln_finish_attempts",
+      text: `UPDATE tasks t
              SET state = e.state, run_at = coalesce(e.run_at, t.run_at), finished_at = e.finished_at,
                  result = e.result, failure = e.failure, attempt_started_at = NULL,
                  attempts = ${appendAttemptSql("t.attempts", "e.attempt_json")},
@@ -502,26 +506,24 @@ export class PostgresStore implements Store {
                     AS e(task_id, attempt, state, run_at, finished_at, result, failure, attempt_json, charged, final, log)
              WHERE t.id = e.task_id AND t.state = 'running' AND t.attempt = e.attempt AND t.node_id = $14
              RETURNING CASE WHEN e.final AND t.awaited THEN t.id END AS id`,
-          values: [
-            batch.map((end) => end.taskId),
-            batch.map((end) => end.attempt),
-            batch.map((end) => end.next.state),
-            batch.map((end) => (end.next.state === "delayed" ? end.next.runAt.getTime() : null)),
-            batch.map((end, i) => (final[i] ? end.finishedAt.getTime() : null)),
-            batch.map((end) => end.result),
-            batch.map((end) => (end.failure === null ? null : JSON.stringify(end.failure))),
-            batch.map((end) => JSON.stringify(toStoredAttempt(end))),
-            batch.map((end) => (end.outcome === "lost" ? 0 : 1)),
-            final,
-            // PostgreSQL text cannot hold NUL; a log line with one keeps its length with U+FFFD instead.
-            batch.map((end) => end.log.replaceAll("\u0000", "\uFFFD")),
-            this.maxLogChars,
-            logTruncatedMarker,
-            this.nodeId,
-          ],
-        }),
-      beginUndurable,
-    );
+      values: [
+        batch.map((end) => end.taskId),
+        batch.map((end) => end.attempt),
+        batch.map((end) => end.next.state),
+        batch.map((end) => (end.next.state === "delayed" ? end.next.runAt.getTime() : null)),
+        batch.map((end, i) => (final[i] ? end.finishedAt.getTime() : null)),
+        batch.map((end) => end.result),
+        batch.map((end) => (end.failure === null ? null : JSON.stringify(end.failure))),
+        batch.map((end) => JSON.stringify(toStoredAttempt(end))),
+        batch.map((end) => (end.outcome === "lost" ? 0 : 1)),
+        final,
+        // PostgreSQL text cannot hold NUL; a log line with one keeps its length with U+FFFD instead.
+        batch.map((end) => end.log.replaceAll("\u0000", "\uFFFD")),
+        this.maxLogChars,
+        logTruncatedMarker,
+        this.nodeId,
+      ],
+    });
     const ended = rows.flatMap((row) => (row.id === null ? [] : [row.id]));
     if (ended.length > 0) this.announce.ended(ended);
   }
@@ -773,13 +775,20 @@ export class PostgresStore implements Store {
 
   /** Ends the pool once; later calls wait for the same end. Drops nothing. */
   close(): Promise<void> {
-    this.closing ??= this.announce.flush().then(() => this.pool.end());
+    this.closing ??= this.announce
+      .flush()
+      .then(() => Promise.all([this.pool.end(), this.fastPool.end()]))
+      .then(() => {});
     return this.closing;
   }
 
   /** Runs `work` in one transaction on one connection: committed if it resolves, rolled back if not. */
-  async transaction<T>(work: (db: pg.PoolClient) => Promise<T>, begin = "BEGIN"): Promise<T> {
-    const client = await this.pool.connect().catch(rethrowUnavailable);
+  async transaction<T>(
+    work: (db: pg.PoolClient) => Promise<T>,
+    begin = "BEGIN",
+    pool = this.pool,
+  ): Promise<T> {
+    const client = await pool.connect().catch(rethrowUnavailable);
     // The pool listens for errors of idle connections only: one that breaks between two statements
     // of this transaction must not become an uncaught exception. Its next query fails instead.
     const ignore = () => {};
