@@ -309,7 +309,10 @@ export class Dispatcher implements ClusterEvents {
         if (this.stopped) return;
         const wakes = this.laneWakes.get(key);
         const drained = await this.dispatchLane(lane);
-        if (drained && this.laneWakes.get(key) === wakes) this.readyLanes.delete(key);
+        // Woken meanwhile (a task enqueued after the claim read the lane, or while another pass held the
+        // idle sandboxes): the lane is looked at again, not dropped.
+        if (this.laneWakes.get(key) !== wakes) this.schedulePass();
+        else if (drained) this.readyLanes.delete(key);
       }
     } catch (error) {
       reportStoreError("dispatching", error);
