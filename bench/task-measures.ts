@@ -56,7 +56,8 @@ export async function measureStartLatency(api: Api, probes: number): Promise<Lat
  * through one node reaches the others only with the distributed mode's announcements.
  */
 export async function measureDrain(apis: Api[], tasks: number, sandboxesPerNode: number): Promise<Drain> {
-  // Warm every pool to its concurrency first, as the peers' workers are started before they drain.
+  // Warm every pool to its concurrency first, as the peers' workers are started before they drain; one
+  // node at a time, the others helping to drain its batches.
   for (const api of apis) await warmUp(api, sandboxesPerNode);
   await Promise.all(apis.map((api) => call(api, "PATCH", "/functions/noop", { paused: true })));
   const ids: string[] = [];
@@ -80,15 +81,9 @@ export async function measureDrain(apis: Api[], tasks: number, sandboxesPerNode:
   };
 }
 
-/**
- * Runs batches of 2,000 tasks until the node has its `sandboxes` started (at most 4 batches). One node
- * at a time (the others help drain its batches), each batch after a pause: on PostgreSQL, a batch that
- * arrives while one of the node's dispatch passes awaits its claim takes the sandboxes that pass counted
- * on, and the tasks it then claims stay `running` without a sandbox (see bench/README.md).
- */
+/** Runs batches of 2,000 tasks until the node has its `sandboxes` started (at most 4 batches). */
 async function warmUp(api: Api, sandboxes: number): Promise<void> {
   for (let batch = 0; batch < 4; batch++) {
-    await sleep(200);
     await runBatch(api, 2000);
     if ((await countSandboxes(api)) >= sandboxes) return;
   }
