@@ -25,6 +25,8 @@ export interface ClusterEvents {
   taskEnded(taskId: string): void;
   /** Stop the task's running attempt, if it runs here. */
   cancelRequested(taskId: string): void;
+  /** A function was deployed, rolled back or changed through another node. */
+  functionChangedElsewhere(project: string, name: string, sandboxesStale: boolean): void;
   /** Time to look for what a lost notification would have said. */
   poll(): void;
 }
@@ -36,6 +38,8 @@ export interface Cluster {
   listNodes(): Promise<NodeRecord[]>;
   /** Asks the other nodes to stop the task's running attempt; false when there are none to ask. */
   requestCancel(taskId: string): Promise<boolean>;
+  /** Tells the other nodes that a function changed (their cached settings are stale). */
+  announceFunctionChanged(project: string, name: string, sandboxesStale: boolean): void;
   /** Hands what this node was running back to the others and stops. */
   leave(): Promise<void>;
 }

@@ -20,6 +20,8 @@ export class SingleNode implements Cluster {
     return Promise.resolve(false);
   }
 
+  announceFunctionChanged(): void {}
+
   leave(): Promise<void> {
     return Promise.resolve();
   }

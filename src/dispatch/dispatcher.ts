@@ -29,7 +29,7 @@ export interface DispatcherOptions {
   pool: SandboxPool;
   runner: Runner;
   /** The other nodes, asked to stop a task that runs on one of them. */
-  cluster: Pick<Cluster, "requestCancel">;
+  cluster: Pick<Cluster, "requestCancel" | "announceFunctionChanged">;
   maxLostAttempts: number;
   /** Told whenever a task ends, so that a callback URL it carries is served. */
   callbacks: { wake(): void };
@@ -261,6 +261,12 @@ export class Dispatcher implements ClusterEvents {
    * with the old values; busy ones finish their task first and are then replaced.
    */
   functionChanged(project: string, name: string, sandboxesStale: boolean): void {
+    this.options.cluster.announceFunctionChanged(project, name, sandboxesStale);
+    this.functionChangedElsewhere(project, name, sandboxesStale);
+  }
+
+  /** Another node changed the function: as `functionChanged`, without telling the others again. */
+  functionChangedElsewhere(project: string, name: string, sandboxesStale: boolean): void {
     this.functions.delete(functionKey(project, name));
     if (sandboxesStale) for (const lane of this.pool.lanesOf(project, name)) this.pool.retireIdle(lane);
     void this.keepWarm(project, name).catch((error: unknown) =>

@@ -36,6 +36,10 @@ export class Runner {
     sandbox: Sandbox,
     onProgress: (percent: number, message?: string) => void,
   ): Promise<AttemptResult> {
+    if (sandbox.state !== "idle") {
+      // It died between the claim and now (it was taken for this task while the claim committed).
+      return fail("crashed", "the task's sandbox stopped before the task could start", "", new Date());
+    }
     const timeoutMs = task.timeoutS * 1000;
     const deadline = task.startedAt.getTime() + timeoutMs;
     const attempt: ActiveAttempt = {

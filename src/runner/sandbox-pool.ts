@@ -161,7 +161,8 @@ export class SandboxPool {
   /** Makes a sandbox taken with `takeIdle` idle again without waking its lane (no task came for it). */
   putBack(sandbox: Sandbox): void {
     const entry = this.lanes.get(laneKey(sandbox.lane));
-    if (entry === undefined || this.closed) {
+    // It may have died while it was taken.
+    if (entry === undefined || this.closed || sandbox.state !== "idle") {
       sandbox.kill();
       return;
     }

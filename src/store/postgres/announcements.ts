@@ -13,6 +13,8 @@ export interface Announcement {
   started: string[];
   ended: string[];
   cancel: string[];
+  /** Functions changed: their settings and revisions are to be read again. */
+  functions: [project: string, name: string, sandboxesStale: boolean][];
 }
 
 /** One channel per schema: stores in different schemas of one database do not hear each other. */
@@ -50,13 +52,18 @@ export class Announcer {
     this.schedule();
   }
 
+  functionChanged(project: string, name: string, sandboxesStale: boolean): void {
+    this.pending.functions.push([project, name, sandboxesStale]);
+    this.schedule();
+  }
+
   cancel(taskIds: readonly string[]): void {
     this.pending.cancel.push(...taskIds);
     this.schedule();
   }
 
   private empty(): Announcement {
-    return { from: this.nodeId, lanes: [], started: [], ended: [], cancel: [] };
+    return { from: this.nodeId, lanes: [], started: [], ended: [], cancel: [], functions: [] };
   }
 
   private schedule(): void {
@@ -100,6 +107,7 @@ export class Announcer {
     for (const id of announcement.started) add(id, (p) => p.started.push(id));
     for (const id of announcement.ended) add(id, (p) => p.ended.push(id));
     for (const id of announcement.cancel) add(id, (p) => p.cancel.push(id));
+    for (const fn of announcement.functions) add(fn.map(String), (p) => p.functions.push(fn));
     if (size > 0) payloads.push(JSON.stringify(part));
     return payloads;
   }
@@ -116,6 +124,7 @@ export function parseAnnouncement(payload: string | undefined): Announcement | n
       started: value.started ?? [],
       ended: value.ended ?? [],
       cancel: value.cancel ?? [],
+      functions: value.functions ?? [],
     };
   } catch {
     return null;

@@ -34,6 +34,7 @@ class Heard implements ClusterEvents {
   started: string[] = [];
   ended: string[] = [];
   cancelled: string[] = [];
+  functions: string[] = [];
   /** The cluster this node joined. */
   cluster: PostgresCluster | null = null;
   laneReady(lane: Lane) {
@@ -47,6 +48,9 @@ class Heard implements ClusterEvents {
   }
   cancelRequested(id: string) {
     this.cancelled.push(id);
+  }
+  functionChangedElsewhere(project: string, name: string, sandboxesStale: boolean) {
+    this.functions.push(`${project}/${name} ${sandboxesStale}`);
   }
   poll() {}
 }
@@ -162,7 +166,7 @@ describe("nodes sharing one PostgreSQL schema", { timeout: 30_000, skip: skipWit
     );
   });
 
-  test("an enqueue wakes the lane on other nodes; a watched task's start and end reach the watching node; cancels reach the others", async () => {
+  test("an enqueue wakes the lane on other nodes; a watched task's start and end reach the watching node; cancels and function changes reach the others", async () => {
     const schema = database.fresh();
     const a = await database.openStore(schema, "node-a");
     const b = await database.openStore(schema, "node-b");
@@ -185,6 +189,9 @@ describe("nodes sharing one PostgreSQL schema", { timeout: 30_000, skip: skipWit
 
     assert.equal(await heardByB.cluster?.requestCancel("some-task"), true);
     await waitFor(() => Promise.resolve(heardByA.cancelled.includes("some-task")), "node a hears the cancel");
+    heardByB.cluster?.announceFunctionChanged(project, "hello", true);
+    await waitFor(() => Promise.resolve(heardByA.functions.length > 0), "node a hears of the change");
+    assert.deepEqual(heardByA.functions, ["default/hello true"]);
   });
 
   test("a node that leaves hands its running tasks back at once and is listed as not alive", async () => {

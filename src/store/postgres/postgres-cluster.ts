@@ -80,6 +80,10 @@ export class PostgresCluster implements Cluster {
     return true;
   }
 
+  announceFunctionChanged(project: string, name: string, sandboxesStale: boolean): void {
+    this.store.announce.functionChanged(project, name, sandboxesStale);
+  }
+
   /** Queues again what this node was running (it has stopped its sandboxes) and gives up its lease. */
   async leave(): Promise<void> {
     this.left = true;
@@ -174,5 +178,8 @@ export class PostgresCluster implements Cluster {
     for (const id of announcement.started) events.taskStarted(id);
     for (const id of announcement.ended) events.taskEnded(id);
     for (const id of announcement.cancel) events.cancelRequested(id);
+    for (const [project, name, stale] of announcement.functions) {
+      events.functionChangedElsewhere(project, name, stale);
+    }
   }
 }
