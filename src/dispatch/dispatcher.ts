@@ -117,8 +117,10 @@ export class Dispatcher implements ClusterEvents {
   /** Looks for work and outcomes that another node's lost notification would have announced. */
   poll(): void {
     if (this.stopped) return;
-    // Waiters read their task again: one that ended on another node unannounced is found now.
+    // Waiters read their task again: one that ended on another node unannounced is found now. And
+    // settings are read again: a change made through another node, unannounced, is seen now.
     this.watch.recheck();
+    this.functions.clear();
     void this.releaseDueTasks()
       .then(() => this.store.listReadyLanes())
       .then((lanes) => lanes.forEach((lane) => this.wake(lane)))
