@@ -111,6 +111,17 @@ const migrationLockKey = 0x6b696c6e;
  * a claim must never do, so it is ruled out: on the fast pool for good, here for one transaction.
  */
 const beginEnqueueAndClaim = "BEGIN; SET LOCAL enable_sort = off";
+const lockFunctionSql = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+
+/** The statement with its parameters written in as literals, for a simple (multi-statement) query. */
+function inlineValues({ text, values }: { text: string; values: unknown[] }): string {
+  return text.replace(/\$(\d+)/g, (_, index: string) => {
+    const value = values[Number(index) - 1];
+    if (typeof value === "number" && Number.isFinite(value)) return String(value);
+    if (typeof value === "string") return pg.escapeLiteral(value);
+    throw new Error(`cannot inline parameter $${index}: ${String(value)}`);
+  });
+}
 const schemaPattern = /^[a-z_][a-z0-9_]{0,62}$/;
 
 export class PostgresStore implements Store {
@@ -400,36 +411,31 @@ export class PostgresStore implements Store {
 
   claimTasks(lane: Lane, limit: number, now: Date, options: ClaimOptions = {}): Promise<ClaimedTask[]> {
     if (limit <= 0) return Promise.resolve([]);
-    // One statement when no lock is needed.
-    if ((options.maxConcurrency ?? 0) === 0) return this.claim(this.fastDb, lane, limit, now, options);
-    return this.transaction((db) => this.claim(db, lane, limit, now, options), "BEGIN", this.fastPool);
+    return this.claim(null, lane, limit, now, options);
   }
 
-  /** Runs with `enable_sort = off`, inside a transaction when a `maxConcurrency` is given. */
+  /**
+   * Claims with `enable_sort = off`: inside the transaction of `db`, or on its own on the fast pool.
+   * With a `maxConcurrency`, claims of one function take turns on an advisory lock from their count of
+   * running tasks to their commit, so each counts the tasks the ones before it started: two nodes
+   * cannot both take the last free slot.
+   */
   private async claim(
-    db: Queryable,
+    db: pg.PoolClient | null,
     lane: Lane,
     limit: number,
     now: Date,
     { order = "priority", maxConcurrency = 0 }: ClaimOptions,
   ): Promise<ClaimedTask[]> {
     if (limit <= 0) return [];
-    if (maxConcurrency > 0) {
-      // $1 the function. Claims of one function take turns from here to their commit, so each counts
-      // the tasks the ones before it started: two nodes cannot both take the last free slot.
-      await db.query({
-        name: "kiln_lock_function",
-        text: "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-        values: [`${lane.project}/${lane.functionName}`],
-      });
-    }
+    const functionKey = `${lane.project}/${lane.functionName}`;
     // $1 project, $2 function, $3 revision, $4 limit, $5 now (epoch ms), $6 this node, $7 maxConcurrency
     // (0: none; the running count is only read when there is one).
     // Locking: the subquery locks the rows it picks (FOR UPDATE) and passes over rows another claimer
     // has locked (SKIP LOCKED), so concurrent claimers never wait on each other; a row another claimer
     // took and committed after this statement's snapshot is re-read when locked, fails state = 'queued'
     // and is dropped. So every task is started by exactly one claim, whatever the number of nodes.
-    const { rows } = await db.query<ClaimRow>({
+    const statement = {
       name: `kiln_claim_${order}`,
       text: `UPDATE tasks
                SET state = 'running', attempt = attempt + 1, attempt_started_at = $5, node_id = $6,
@@ -453,7 +459,23 @@ export class PostgresStore implements Store {
         this.nodeId,
         maxConcurrency,
       ],
-    });
+    };
+    // $1 the function
+    const lock = { name: "kiln_lock_function", text: lockFunctionSql, values: [functionKey] };
+    let rows: ClaimRow[];
+    if (maxConcurrency === 0) {
+      rows = (await (db ?? this.fastDb).query<ClaimRow>(statement)).rows;
+    } else if (db !== null) {
+      await db.query(lock);
+      rows = (await db.query<ClaimRow>(statement)).rows;
+    } else {
+      // One round trip: the statements of one simple query run as one transaction, so the lock is held
+      // while PostgreSQL runs them rather than across round trips to this node.
+      const results = (await this.fastPool
+        .query(`${inlineValues(lock)}; ${inlineValues(statement)}`)
+        .catch(rethrowUnavailable)) as unknown as pg.QueryResult<ClaimRow>[];
+      rows = results[1]?.rows ?? [];
+    }
     const awaited = rows.filter((row) => row.awaited).map((row) => row.id);
     if (awaited.length > 0) this.announce.started(awaited);
     rows.sort((a, b) => (order === "priority" ? b.priority - a.priority : 0) || a.seq - b.seq);
