@@ -20,7 +20,7 @@ export class TaskWaiters {
     return { finished, cancel: () => wake() };
   }
 
-  /** Ends every wait now (the node is stopping): callers get the task as it is. */
+  /** Ends every wait now: callers read their task again (a poll) or take it as it is (the node stops). */
   releaseAll(): void {
     for (const set of [...this.waiting.values()]) [...set].forEach((wake) => wake());
   }

@@ -9,32 +9,12 @@ import type { TaskInput } from "../../src/client/index.js";
 import { describeNodeLogs, pickNode, readNodeId, startCluster, waitForAliveNodes } from "./cluster-nodes.js";
 import { deployTestFunction } from "./deploy-test-function.js";
 import { listAllTasks, waitUntilNoneUnfinished } from "./task-listing.js";
+import { computeMaxOverlap, type Interval } from "./max-overlap.js";
 
 const functionName = "record-interval-on-node";
 const maxConcurrency = 5;
 const taskCount = 600;
 const batchSize = 50;
-
-interface Interval {
-  startMs: number;
-  endMs: number;
-}
-
-/** The most intervals that overlap at any instant (one ending exactly when another starts does not overlap). */
-function computeMaxOverlap(intervals: readonly Interval[]): number {
-  const events = intervals.flatMap(({ startMs, endMs }) => [
-    { atMs: startMs, delta: 1 },
-    { atMs: endMs, delta: -1 },
-  ]);
-  events.sort((a, b) => a.atMs - b.atMs || a.delta - b.delta);
-  let current = 0;
-  let max = 0;
-  for (const event of events) {
-    current += event.delta;
-    max = Math.max(max, current);
-  }
-  return max;
-}
 
 test(
   "a function with maxConcurrency 5, fed through three nodes, never has more than 5 tasks running at once",

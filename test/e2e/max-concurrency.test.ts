@@ -5,27 +5,7 @@ import type { TaskInput } from "../../src/client/index.js";
 import { deployTestFunction } from "./deploy-test-function.js";
 import { startKilnServer } from "./kiln-server.js";
 import { listAllTasks, waitUntilNoneUnfinished } from "./task-listing.js";
-
-interface Interval {
-  startMs: number;
-  endMs: number;
-}
-
-/** The most intervals that overlap at any instant (one ending exactly when another starts does not overlap). */
-function computeMaxOverlap(intervals: readonly Interval[]): number {
-  const events = intervals.flatMap(({ startMs, endMs }) => [
-    { atMs: startMs, delta: 1 },
-    { atMs: endMs, delta: -1 },
-  ]);
-  events.sort((a, b) => a.atMs - b.atMs || a.delta - b.delta);
-  let current = 0;
-  let max = 0;
-  for (const event of events) {
-    current += event.delta;
-    max = Math.max(max, current);
-  }
-  return max;
-}
+import { computeMaxOverlap, type Interval } from "./max-overlap.js";
 
 test(
   "a function with maxConcurrency 3 never runs more than 3 tasks at once",
