@@ -29,6 +29,12 @@ export interface ClusterEvents {
   functionChangedElsewhere(project: string, name: string, sandboxesStale: boolean): void;
   /** Time to look for what a lost notification would have said. */
   poll(): void;
+  /**
+   * The tasks this node has started and not yet recorded the end of. A task the database shows running
+   * on this node, claimed a while ago and not among them, was lost track of (a claim's answer cut off
+   * by a database outage, say): it is recovered like a dead node's.
+   */
+  ownTaskIds(): string[];
 }
 
 export interface Cluster {

@@ -65,6 +65,8 @@ export class Dispatcher implements ClusterEvents {
   private readonly runningPerFunction = new Map<string, number>();
   private readonly startsPerLane = new Map<string, number>();
   private readonly inFlight = new Set<Promise<void>>();
+  /** Tasks started here whose end is not recorded yet, with the attempt (the same task may come back). */
+  private readonly ownTasks = new Map<string, number>();
   private readonly watch: TaskWatch;
   private readonly delayTimer: DelayTimer;
   private readonly ends: EndRecorder;
@@ -112,6 +114,10 @@ export class Dispatcher implements ClusterEvents {
 
   cancelRequested(taskId: string): void {
     this.runner.cancel(taskId);
+  }
+
+  ownTaskIds(): string[] {
+    return [...this.ownTasks.keys()];
   }
 
   /** Looks for work and outcomes that another node's lost notification would have announced. */
@@ -167,27 +173,18 @@ export class Dispatcher implements ClusterEvents {
    * tasks are claimed in the same commit, so a task that can start at once costs one commit.
    */
   async enqueue(tasks: NewTask[]): Promise<EnqueueResult[]> {
-    const reserved = this.reserveSandboxes(tasks);
-    let results: EnqueueResult[];
-    if (reserved === null) {
-      results = await this.store.enqueueTasks(tasks);
-    } else {
-      const { lane, fn, key, sandboxes } = reserved;
-      let claimed: ClaimedTask[] = [];
-      try {
-        const limit = sandboxes.length;
-        ({ results, claimed } = await this.store.enqueueAndClaimTasks(tasks, {
-          lane,
-          limit,
-          now: new Date(),
-          maxConcurrency: fn.settings.maxConcurrency,
-        }));
-      } finally {
-        this.runningPerFunction.set(key, (this.runningPerFunction.get(key) ?? 0) - sandboxes.length);
-        sandboxes.slice(claimed.length).forEach((sandbox) => this.pool.putBack(sandbox));
-      }
-      claimed.forEach((task, index) => this.startAttempt(task, fn, key, sandboxes[index] as Sandbox));
-    }
+    const target = this.warmTarget(tasks);
+    const { results } =
+      target === null
+        ? { results: await this.store.enqueueTasks(tasks) }
+        : await this.claimOnto(target.key, target.fn, target.sandboxes, () =>
+            this.store.enqueueAndClaimTasks(tasks, {
+              lane: target.lane,
+              limit: target.sandboxes.length,
+              now: new Date(),
+              maxConcurrency: target.fn.settings.maxConcurrency,
+            }),
+          );
     for (const { task, created } of results) {
       if (!created) continue;
       if (task.state === "queued") this.wake(laneOf(task), true);
@@ -196,25 +193,54 @@ export class Dispatcher implements ClusterEvents {
     return results;
   }
 
-  /** Takes the idle sandboxes that new tasks can start on now, counting them against `maxConcurrency`. */
-  private reserveSandboxes(tasks: NewTask[]) {
+  /** The lane new tasks can start in now, with the idle sandboxes they can start on; null for none. */
+  private warmTarget(tasks: NewTask[]) {
     const first = tasks.find((task) => task.runAt <= task.createdAt);
     if (first === undefined || this.stopped) return null;
     const lane: Lane = { project: first.project, functionName: first.functionName, revision: first.revision };
     const key = functionKey(lane.project, lane.functionName);
     const fn = this.functions.get(key);
     if (fn === undefined || fn.settings.paused || !fn.specs.has(lane.revision)) return null;
+    const sandboxes = this.takeSandboxes(lane, key, fn, tasks.length);
+    return sandboxes.length === 0 ? null : { lane, key, fn, sandboxes };
+  }
+
+  /** What the function's `maxConcurrency` leaves it on this node (Infinity without a limit). */
+  private roomFor(key: string, fn: LaneFunction): number {
     const running = this.runningPerFunction.get(key) ?? 0;
-    const room = fn.settings.maxConcurrency > 0 ? fn.settings.maxConcurrency - running : Infinity;
+    return fn.settings.maxConcurrency > 0 ? fn.settings.maxConcurrency - running : Infinity;
+  }
+
+  /** Up to `wanted` idle sandboxes of the lane, within the function's room. */
+  private takeSandboxes(lane: Lane, key: string, fn: LaneFunction, wanted: number): Sandbox[] {
+    const limit = Math.min(wanted, this.roomFor(key, fn));
     const sandboxes: Sandbox[] = [];
-    for (let i = 0; i < Math.min(room, tasks.length); i++) {
-      const sandbox = this.pool.takeIdle(lane);
-      if (sandbox === null) break;
+    for (let sandbox; sandboxes.length < limit && (sandbox = this.pool.takeIdle(lane)) !== null;) {
       sandboxes.push(sandbox);
     }
-    if (sandboxes.length === 0) return null;
-    this.runningPerFunction.set(key, running + sandboxes.length);
-    return { lane, fn, key, sandboxes };
+    return sandboxes;
+  }
+
+  /**
+   * Runs `claim` for `sandboxes`, counted as running meanwhile (so that other passes leave them alone
+   * and respect the limit), then starts the claimed tasks on them and makes the rest idle again.
+   */
+  private async claimOnto<T extends { claimed: ClaimedTask[] }>(
+    key: string,
+    fn: LaneFunction,
+    sandboxes: Sandbox[],
+    claim: () => Promise<T>,
+  ): Promise<T> {
+    this.runningPerFunction.set(key, (this.runningPerFunction.get(key) ?? 0) + sandboxes.length);
+    let outcome: T | undefined;
+    try {
+      outcome = await claim();
+    } finally {
+      this.runningPerFunction.set(key, (this.runningPerFunction.get(key) ?? 0) - sandboxes.length);
+      sandboxes.slice(outcome?.claimed.length ?? 0).forEach((sandbox) => this.pool.putBack(sandbox));
+    }
+    outcome.claimed.forEach((task, index) => this.startAttempt(task, fn, key, sandboxes[index] as Sandbox));
+    return outcome;
   }
 
   /** Cancels a task: a pending one at once, a running one by stopping its sandbox, wherever it runs. */
@@ -340,35 +366,27 @@ export class Dispatcher implements ClusterEvents {
     const spec = fn.specs.get(lane.revision);
     if (spec === undefined || fn.settings.paused) return false;
     const key = functionKey(lane.project, lane.functionName);
-    const running = this.runningPerFunction.get(key) ?? 0;
-    const room = fn.settings.maxConcurrency > 0 ? fn.settings.maxConcurrency - running : Infinity;
-    // The sandboxes this pass claims for, taken now and counted as running until the claim returns.
-    const sandboxes: Sandbox[] = [];
-    for (let sandbox; sandboxes.length < room && (sandbox = this.pool.takeIdle(lane)) !== null;) {
-      sandboxes.push(sandbox);
-    }
+    const room = this.roomFor(key, fn);
+    const sandboxes = this.takeSandboxes(lane, key, fn, Infinity);
     const slots = sandboxes.length;
-    let claimed: ClaimedTask[] = [];
-    if (slots > 0) {
-      this.runningPerFunction.set(key, running + slots);
-      try {
-        const { maxConcurrency } = fn.settings;
-        const oldest = this.oldestFirstSlots(lane, slots);
-        const now = new Date();
-        claimed = [
-          ...(oldest > 0
-            ? await this.store.claimTasks(lane, oldest, now, { order: "oldest", maxConcurrency })
-            : []),
-          ...(slots > oldest
-            ? await this.store.claimTasks(lane, slots - oldest, now, { maxConcurrency })
-            : []),
-        ];
-      } finally {
-        this.runningPerFunction.set(key, (this.runningPerFunction.get(key) ?? 0) - slots);
-        sandboxes.slice(claimed.length).forEach((sandbox) => this.pool.putBack(sandbox));
-      }
-      claimed.forEach((task, index) => this.startAttempt(task, fn, key, sandboxes[index] as Sandbox));
-    }
+    const { claimed } =
+      slots === 0
+        ? { claimed: [] }
+        : await this.claimOnto(key, fn, sandboxes, async () => {
+            const { maxConcurrency } = fn.settings;
+            const oldest = this.oldestFirstSlots(lane, slots);
+            const now = new Date();
+            return {
+              claimed: [
+                ...(oldest > 0
+                  ? await this.store.claimTasks(lane, oldest, now, { order: "oldest", maxConcurrency })
+                  : []),
+                ...(slots > oldest
+                  ? await this.store.claimTasks(lane, slots - oldest, now, { maxConcurrency })
+                  : []),
+              ],
+            };
+          });
     const drained = claimed.length < slots;
     // A backlog with no idle sandbox left: start more, within the concurrency room and the node's slots.
     const starting = this.pool.startingCount(lane);
@@ -393,6 +411,7 @@ export class Dispatcher implements ClusterEvents {
 
   private startAttempt(task: ClaimedTask, fn: LaneFunction, key: string, sandbox: Sandbox): void {
     this.runningPerFunction.set(key, (this.runningPerFunction.get(key) ?? 0) + 1);
+    this.ownTasks.set(task.id, task.attempt);
     this.watch.started(task.id);
     const onProgress = (percent: number, message?: string) => {
       const progress: Progress = message === undefined ? { percent } : { percent, message };
@@ -408,7 +427,10 @@ export class Dispatcher implements ClusterEvents {
         return this.finishAttempt(task, fn.settings, result);
       })
       .catch((error: unknown) => console.error(`kiln: recording the end of task ${task.id} failed`, error))
-      .finally(() => this.inFlight.delete(done));
+      .finally(() => {
+        this.inFlight.delete(done);
+        if (this.ownTasks.get(task.id) === task.attempt) this.ownTasks.delete(task.id);
+      });
     this.inFlight.add(done);
   }
 

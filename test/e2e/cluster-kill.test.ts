@@ -82,12 +82,12 @@ test(
     const nodeIds = await Promise.all(nodes.map(readNodeId));
     await waitForAliveNodes(survivor, nodeIds, 10_000);
 
-    // Batches of 1,000 go to the three nodes in turn, all at once. 5 ms per task keeps the sandboxes busy,
+    // Batches of 1,000 go to the three nodes in turn, all at once. 20 ms per task keeps the sandboxes busy,
     // so the killed node is running tasks when the kill comes.
     const batches = Array.from({ length: taskCount / batchSize }, (_, b) =>
       Array.from({ length: batchSize }, (_, i): TaskInput => {
         const n = b * batchSize + i;
-        return { function: functionName, payload: { n, sleepMs: 5 } };
+        return { function: functionName, payload: { n, sleepMs: 20 } };
       }),
     );
     const created = (

@@ -35,6 +35,8 @@ class Heard implements ClusterEvents {
   ended: string[] = [];
   cancelled: string[] = [];
   functions: string[] = [];
+  /** The tasks the node says it runs. */
+  known: string[] = [];
   /** The cluster this node joined. */
   cluster: PostgresCluster | null = null;
   laneReady(lane: Lane) {
@@ -53,6 +55,9 @@ class Heard implements ClusterEvents {
     this.functions.push(`${project}/${name} ${sandboxesStale}`);
   }
   poll() {}
+  ownTaskIds() {
+    return this.known;
+  }
 }
 
 async function joinCluster(store: PostgresStore, leaseTtlMs = 600): Promise<Heard> {
@@ -137,6 +142,7 @@ describe("nodes sharing one PostgreSQL schema", { timeout: 30_000, skip: skipWit
       "a live node keeps its task",
     );
 
+    heardByAlive.known = [lostTask.id]; // it runs the retry, claimed (at a test time) long ago
     const [retried] = await alive.claimTasks(lane, 1, at(10));
     assert.equal(retried?.id, lostTask.id);
     await dead.finishAttempts([
@@ -166,6 +172,24 @@ describe("nodes sharing one PostgreSQL schema", { timeout: 30_000, skip: skipWit
     );
   });
 
+  test("a running task its node does not know of is recovered once claimed two leases ago", async () => {
+    const schema = database.fresh();
+    const store = await database.openStore(schema, "node-forgetful");
+    await deployHello(store);
+    const heard = await joinCluster(store);
+    const [known, forgotten] = [newTask(), newTask()];
+    heard.known = [known.id];
+    await store.enqueueTasks([known, forgotten]);
+    assert.equal((await store.claimTasks(lane, 2, at(1))).length, 2);
+    await waitFor(
+      async () => (await store.getTask(project, forgotten.id))?.state === "queued",
+      "the forgotten task is queued again",
+    );
+    const requeued = await store.getTask(project, forgotten.id);
+    assert.match(requeued?.attempts[0]?.failure?.message ?? "", /lost track/);
+    assert.equal((await store.getTask(project, known.id))?.state, "running", "a task it knows is left alone");
+  });
+
   test("an enqueue wakes the lane on other nodes; a watched task's start and end reach the watching node; cancels and function changes reach the others", async () => {
     const schema = database.fresh();
     const a = await database.openStore(schema, "node-a");
@@ -180,6 +204,7 @@ describe("nodes sharing one PostgreSQL schema", { timeout: 30_000, skip: skipWit
     assert.deepEqual(heardByA.lanes, [], "a node does not hear its own news");
 
     assert.equal((await b.watchTask(project, task.id))?.state, "queued");
+    heardByA.known = [task.id];
     const [claimed] = await a.claimTasks(lane, 1, at(1));
     await waitFor(() => Promise.resolve(heardByB.started.includes(task.id)), "node b hears the start");
     await a.finishAttempts([

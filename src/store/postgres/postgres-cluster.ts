@@ -30,6 +30,8 @@ interface NodeRow {
 }
 
 const maxReconnectDelayMs = 2000;
+/** A task of this node's it does not know of is taken for lost once claimed this many leases ago. */
+const orphanAfterLeases = 2;
 
 export class PostgresCluster implements Cluster {
   readonly nodeId: string;
@@ -101,15 +103,29 @@ export class PostgresCluster implements Cluster {
     this.timers.push(setInterval(work, ms).unref());
   }
 
-  /** Renews the lease, then (when healthy for a lease) recovers the tasks of nodes whose lease expired. */
+  /**
+   * Renews the lease, then (when healthy for a lease) recovers the tasks of nodes whose lease expired
+   * and this node's own that it lost track of.
+   */
   private async heartbeat(): Promise<void> {
     try {
       await this.renewLease(false);
       this.healthySince ??= Date.now();
       if (Date.now() - this.healthySince < this.options.leaseTtlMs) return;
-      const recovery = await this.store.recoverExpiredLeases(new Date(), this.options.maxLostAttempts);
-      for (const lane of recovery.lanes) this.events?.laneReady(lane);
-      for (const id of recovery.ended) this.events?.taskEnded(id);
+      const { maxLostAttempts, leaseTtlMs } = this.options;
+      const now = new Date();
+      for (const recovery of [
+        await this.store.recoverExpiredLeases(now, maxLostAttempts),
+        await this.store.recoverOrphanedTasks(
+          now,
+          maxLostAttempts,
+          this.events?.ownTaskIds() ?? [],
+          new Date(now.getTime() - orphanAfterLeases * leaseTtlMs),
+        ),
+      ]) {
+        for (const lane of recovery.lanes) this.events?.laneReady(lane);
+        for (const id of recovery.ended) this.events?.taskEnded(id);
+      }
     } catch (error) {
       this.healthySince = null;
       this.options.onError?.(error);

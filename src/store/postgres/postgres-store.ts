@@ -613,6 +613,26 @@ export class PostgresStore implements Store {
     );
   }
 
+  /**
+   * Ends as `lost` this node's running attempts that it does not know of (see
+   * `ClusterEvents.ownTaskIds`), among those claimed before `claimedBefore`.
+   */
+  recoverOrphanedTasks(
+    now: Date,
+    maxLostAttempts: number,
+    known: string[],
+    claimedBefore: Date,
+  ): Promise<Recovery> {
+    // $1 this node, $2 claimed before (epoch ms), $3 the tasks it knows
+    return this.loseRunningTasks(
+      "node_id = $1 AND attempt_started_at < $2 AND NOT (id = ANY($3::text[]))",
+      [this.nodeId, claimedBefore.getTime(), known],
+      now,
+      maxLostAttempts,
+      "the node running this attempt lost track of it (its claim or its end was cut off by the database)",
+    );
+  }
+
   /** Records the running attempts that `condition` selects as lost: retried, or failed if lost too often. */
   private async loseRunningTasks(
     condition: string,
