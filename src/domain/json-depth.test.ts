@@ -12,7 +12,7 @@ test("text nested up to the limit is accepted, one level more is refused", () =>
 
 test("brackets inside strings, escaped quotes included, do not count", () => {
   const text = JSON.stringify({ text: `"${"[".repeat(500)}\\"{{{` });
-  assert.equal(exceedsJsonDepth(text, 2), false);
-  assert.equal(exceedsJsonDepth(`[${text}]`, 1), false);
-  assert.equal(exceedsJsonDepth(`[[${text}]]`, 1), true);
+  assert.equal(exceedsJsonDepth(text, 1), false);
+  assert.equal(exceedsJsonDepth(`[${text}]`, 2), false);
+  assert.equal(exceedsJsonDepth(`[[${text}]]`, 2), true);
 });
