@@ -10,6 +10,7 @@ export default tseslint.config(
       "examples/",
       "bench/functions/",
       "test/isolation/functions/",
+      "test/soak/functions/",
       "eslint.config.js",
     ],
   },
