@@ -42,8 +42,8 @@ export function assertFitsExec(env: Record<string, string>, argv: string[]): voi
   const limit = readTotalLimitBytes();
   if (totalBytes > limit) {
     throw new Error(
-      `the function's env (${Object.keys(env).length} variables) is too large to start a process with: ` +
-        `env and arguments take ${totalBytes} bytes, and this host allows at most ${limit} bytes`,
+      `the function's env is too large to start a process with: env and arguments take ${totalBytes} ` +
+        `bytes, and this host's kernel allows at most ${limit} bytes for one exec; make env smaller`,
     );
   }
 }
