@@ -3,12 +3,15 @@
  * inside bubblewrap's pid, mount, network, ipc and uts namespaces (read-only system, the function's
  * code read-only, a private size-capped `/tmp`, its own loopback only), in a cgroup of its own that
  * caps memory (Buffers and child processes included), pids and CPU and kills everything in it at once.
+ * A seccomp filter refuses what Docker's default profile refuses (see `seccomp-filter.ts`). bwrap gets
+ * its arguments through a pipe, so a function's env is never on any command line (`ps` shows
+ * `bwrap --args 4`); the harness gets it as its environment, readable only by its own uid and root.
  */
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { setPriority } from "node:os";
 import path from "node:path";
 import type { HarnessConfig } from "../sandbox/protocol.js";
-import type { CgroupDriver } from "./cgroup/cgroup-driver.js";
+import type { Cgroup, CgroupDriver } from "./cgroup/cgroup-driver.js";
 import { harnessPath } from "./process-sandbox-backend.js";
 import {
   heapLimitMb,
@@ -18,12 +21,15 @@ import {
   type SandboxProcess,
   type SandboxSpec,
 } from "./sandbox-backend.js";
+import type { UidAllocator } from "./uid-allocator.js";
+import { assertFitsExec } from "./assert-fits-exec.js";
 
 export interface BwrapSandboxBackendOptions {
   cgroups: CgroupDriver;
-  /** Sandboxes get uids from `firstUid` on, one each while they live. */
-  firstUid: number;
-  uidCount: number;
+  /** A uid of its own for each sandbox, never one another sandbox had or has. */
+  uids: UidAllocator;
+  /** The BPF program bwrap applies with `--seccomp` (`buildSeccompFilter`). */
+  seccompFilter: Buffer;
   /** Size cap of each sandbox's `/tmp` (its pages also count against the memory limit). */
   tmpSizeMb: number;
   /** Most processes and threads in one sandbox (a fork bomb stops there). */
@@ -52,13 +58,23 @@ function nodeOutsideUsr(): string[] {
 
 const inside = { code: "/kiln/code", harness: "/kiln/harness", io: "/kiln/io", tmp: "/tmp" };
 
+/** bwrap started by root keeps every capability unless the task drops to another uid: setpriv does. */
+function dropPrivileges(uid: number): string[] {
+  // prettier-ignore
+  return [
+    "/usr/bin/setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--no-new-privs",
+    "--inh-caps=-all", "--bounding-set=-all",
+  ];
+}
+
+/** The fds bwrap reads its arguments and its seccomp filter from; fd 3 is the channel to the node. */
+const argsFd = 4;
+const seccompFd = 5;
+
 export class BwrapSandboxBackend implements SandboxBackend {
   readonly level = "strong";
-  private readonly freeUids: number[];
 
-  constructor(private readonly options: BwrapSandboxBackendOptions) {
-    this.freeUids = Array.from({ length: options.uidCount }, (_, i) => options.firstUid + i).reverse();
-  }
+  constructor(private readonly options: BwrapSandboxBackendOptions) {}
 
   /** Cgroups are named after the node's pid: those of nodes no longer running are removed. */
   async removeLeftovers(): Promise<number> {
@@ -75,20 +91,6 @@ export class BwrapSandboxBackend implements SandboxBackend {
   }
 
   async start(spec: SandboxSpec): Promise<SandboxProcess> {
-    const uid = this.freeUids.pop();
-    if (uid === undefined) throw new Error("no free sandbox uid left");
-    let cgroup;
-    try {
-      // The node's pid in the name: cgroups live host-wide, and two nodes may share a host.
-      cgroup = await this.options.cgroups.create(`kiln-${process.pid}-${spec.id}`, {
-        memoryBytes: spec.memoryMb * 1024 * 1024,
-        pidsMax: this.options.pidsMax,
-        cpuCores: this.options.cpuCores,
-      });
-    } catch (error) {
-      this.freeUids.push(uid);
-      throw error;
-    }
     const harness: HarnessConfig = {
       runtime: spec.runtime,
       codeDir: inside.code,
@@ -100,55 +102,94 @@ export class BwrapSandboxBackend implements SandboxBackend {
       ownPidNamespace: true,
       privateTmpfs: true,
     };
-    // The shell joins the cgroup, then execs: bwrap and everything under it start inside the limits, and
-    // the slow part of a cgroup move (~12 ms here) happens in this child, not on the node's event loop.
-    const join = cgroup.procsFiles.map((file) => `echo $$ > '${file}'`).join(" && ");
-    const child = spawn(
-      "/bin/sh",
-      [
-        "-c",
-        `${join} && exec "$@"`,
-        "sh",
-        "/usr/bin/bwrap",
-        ...this.bwrapArgs(spec, uid),
-        ...this.command(spec, harness),
-      ],
-      { stdio: ["ignore", "pipe", "pipe", "ipc"], serialization: "json", env: {}, detached: true },
-    );
+    const env = this.environment(spec);
+    const command = this.command(spec, harness);
+    // Refused before anything is taken: the kernel would refuse bwrap's exec of the sandbox (E2BIG).
+    assertFitsExec(env, command);
+    // The node's pid in the name: cgroups live host-wide, and two nodes may share a host.
+    const cgroup = await this.options.cgroups.create(`kiln-${process.pid}-${spec.id}`, {
+      memoryBytes: spec.memoryMb * 1024 * 1024,
+      pidsMax: this.options.pidsMax,
+      cpuCores: this.options.cpuCores,
+    });
+    let child: ChildProcess;
+    try {
+      const uid = this.options.uids.allocate();
+      child = this.spawnInto(cgroup, this.bwrapArgs(spec, env), [...dropPrivileges(uid), ...command]);
+    } catch (error) {
+      await cgroup.remove().catch(() => {});
+      throw error;
+    }
     const pid = child.pid;
     if (pid === undefined) {
+      // Node reports why on the 'error' event, which spawnInto listens to.
       await cgroup.remove().catch(() => {});
-      this.freeUids.push(uid);
       throw new Error("the sandbox process did not start");
     }
-    setPriority(pid, sandboxNice);
+    try {
+      setPriority(pid, sandboxNice);
+    } catch {
+      // It has exited already: the 'exit' event tells the sandbox why, and dispose() frees the cgroup.
+    }
     let disposed = false;
+    const kill = () => {
+      if (disposed) return;
+      void cgroup.killAll().catch(() => {
+        // The cgroup could not be emptied: kill what the process group still holds.
+        try {
+          process.kill(-pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      });
+    };
+    // After the start, an error on the process means the node can no longer reach it.
+    child.on("error", kill);
     return {
       child,
-      kill: () => {
-        if (disposed) return;
-        void cgroup.killAll().catch(() => {
-          // The cgroup could not be emptied: kill what the process group still holds.
-          try {
-            process.kill(-pid, "SIGKILL");
-          } catch {
-            // already gone
-          }
-        });
-      },
+      kill,
       wasOutOfMemory: async () => (await cgroup.readOomKills()) > 0,
       dispose: async () => {
         if (disposed) return;
         disposed = true;
         await cgroup.killAll().catch(() => {});
         await cgroup.remove().catch(() => {});
-        this.freeUids.push(uid);
       },
     };
   }
 
-  private bwrapArgs(spec: SandboxSpec, uid: number): string[] {
-    const env: Record<string, string> = {
+  /**
+   * The shell joins the cgroup, then execs: bwrap and everything under it start inside the limits, and
+   * the slow part of a cgroup move (~12 ms here) happens in this child, not on the node's event loop.
+   */
+  private spawnInto(cgroup: Cgroup, bwrapArgs: string[], command: string[]): ChildProcess {
+    const join = cgroup.procsFiles.map((file) => `echo $$ > '${file}'`).join(" && ");
+    const child = spawn(
+      "/bin/sh",
+      // bwrap reads its options from the pipe; the command (no secrets in it) must be on its command line.
+      ["-c", `${join} && exec "$@"`, "sh", "/usr/bin/bwrap", "--args", String(argsFd), "--", ...command],
+      {
+        stdio: ["ignore", "pipe", "pipe", "ipc", "pipe", "pipe"],
+        serialization: "json",
+        env: {},
+        detached: true,
+      },
+    );
+    child.on("error", () => {});
+    for (const [fd, data] of [
+      [argsFd, Buffer.from(bwrapArgs.map((arg) => `${arg}\0`).join(""))],
+      [seccompFd, this.options.seccompFilter],
+    ] as const) {
+      const pipe = (child.stdio as readonly unknown[])[fd] as NodeJS.WritableStream | null;
+      // A sandbox that ends before reading (a failed cgroup join) closes the pipe: its exit says why.
+      pipe?.on("error", () => {});
+      pipe?.end(data);
+    }
+    return child;
+  }
+
+  private environment(spec: SandboxSpec): Record<string, string> {
+    return {
       PATH: sandboxPath,
       LANG: "C.UTF-8",
       HOME: inside.tmp,
@@ -158,11 +199,14 @@ export class BwrapSandboxBackend implements SandboxBackend {
       NODE_CHANNEL_FD: "3",
       NODE_CHANNEL_SERIALIZATION_MODE: "json",
     };
+  }
+
+  private bwrapArgs(spec: SandboxSpec, env: Record<string, string>): string[] {
     const ioBytes = this.options.maxPayloadBytes + 64 * 1024;
     // prettier-ignore
     return [
       "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-      "--die-with-parent", "--new-session", "--clearenv",
+      "--die-with-parent", "--new-session", "--clearenv", "--seccomp", String(seccompFd),
       ...Object.entries(env).flatMap(([name, value]) => ["--setenv", name, value]),
       "--ro-bind", "/usr", "/usr",
       ...nodeOutsideUsr(),
@@ -184,10 +228,6 @@ export class BwrapSandboxBackend implements SandboxBackend {
       "--ro-bind", spec.codeDir, inside.code,
       "--chdir", inside.tmp,
       "--hostname", "sandbox",
-      "--",
-      // bwrap started by root keeps every capability unless the task drops to another uid: setpriv does.
-      "/usr/bin/setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--no-new-privs",
-      "--inh-caps=-all", "--bounding-set=-all",
     ];
   }
 

@@ -12,6 +12,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { createClient, type KilnClient } from "../../src/client/index.js";
+import { defaultUidRange } from "../../src/runner/uid-allocator.js";
 import { listProcessesByUid, type HostProcess } from "./sandbox-process.js";
 
 /** The repository root, found from this file whether it runs compiled (dist/test/e2e) or not. */
@@ -48,9 +49,10 @@ const maxLogChars = 64 * 1024;
  */
 const leftoverGraceMs = 2_000;
 
-/** The uids strong isolation gives its sandboxes (from 20000 on). */
+/** The uids strong isolation gives its sandboxes. */
 export function isSandboxUid(uid: number): boolean {
-  return uid >= 20_000 && uid <= 29_999;
+  const { firstUid, blockSize, blockCount } = defaultUidRange;
+  return uid >= firstUid && uid < firstUid + blockSize * blockCount;
 }
 
 function processKey(p: HostProcess): string {
