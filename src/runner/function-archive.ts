@@ -7,7 +7,7 @@
 import { constants } from "node:fs";
 import { mkdir, open, symlink } from "node:fs/promises";
 import path from "node:path";
-import { Readable, Transform } from "node:stream";
+import { Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { createHash } from "node:crypto";
@@ -121,14 +121,11 @@ export async function unpackFunctionArchive(
     },
   });
 
+  const guard = new InflatedSizeGuard(limits);
+  parser.on("eof", () => guard.dropTheRest());
   let streamFailure: unknown = null;
   try {
-    await pipeline(
-      Readable.from([archive]),
-      createGunzip({ chunkSize: 64 * 1024 }),
-      createInflatedSizeGuard(maxBytes, limits),
-      parser,
-    );
+    await pipeline(Readable.from([archive]), createGunzip({ chunkSize: 64 * 1024 }), guard, parser);
   } catch (error) {
     streamFailure = error;
     // An entry still waiting for data that will never come would hold up `writing` forever.
@@ -166,20 +163,32 @@ async function writeFile(entry: tar.ReadEntry, file: string, mode: number): Prom
   return hash.digest("hex");
 }
 
-/** Counts the inflated bytes and stops the stream the moment they cross the cap. */
-function createInflatedSizeGuard(maxBytes: number, limits: ArchiveLimits): Transform {
-  let seenBytes = 0;
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      if (seenBytes === 0 && chunk[0] === 0x1f && chunk[1] === 0x8b) {
-        callback(new KilnError("INVALID_ARCHIVE", "the function archive is compressed twice; send a tar.gz"));
-        return;
-      }
-      seenBytes += chunk.length;
-      if (seenBytes > maxBytes) callback(unpacksTooLarge(limits));
-      else callback(null, chunk);
-    },
-  });
+/**
+ * Counts the inflated bytes and stops the stream the moment they cross the cap. Bytes after the tar's
+ * end are counted but not passed on: the parser would keep them all, copying them into one buffer.
+ */
+class InflatedSizeGuard extends Transform {
+  private seenBytes = 0;
+  private archiveEnded = false;
+
+  constructor(private readonly limits: ArchiveLimits) {
+    super();
+  }
+
+  /** Called when the parser has read the end-of-archive marker. */
+  dropTheRest(): void {
+    this.archiveEnded = true;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.seenBytes === 0 && chunk[0] === 0x1f && chunk[1] === 0x8b) {
+      callback(new KilnError("INVALID_ARCHIVE", "the function archive is compressed twice; send a tar.gz"));
+      return;
+    }
+    this.seenBytes += chunk.length;
+    if (this.seenBytes > this.limits.maxUnpackedMb * 1024 * 1024) callback(unpacksTooLarge(this.limits));
+    else callback(null, this.archiveEnded ? undefined : chunk);
+  }
 }
 
 function describeEntryFailure(error: unknown, entryPath: string): Error {
