@@ -109,3 +109,10 @@ test("an archive of an empty directory is 400 INVALID_ARCHIVE saying it holds no
   const body = await assertRefused(archive, 400, "INVALID_ARCHIVE");
   assert.equal(body.error.message, "the function archive holds no files");
 });
+
+test("a kiln.json that is not JSON is refused with where it breaks, never with its content", async () => {
+  const secret = "root:$6$not-a-real-hash:19000:0:99999:7:::";
+  const archive = createTarGz([index, { path: "kiln.json", content: `{\n  "timeoutS": 5,\n${secret}\n}` }]);
+  const body = await assertRefused(archive, 400, "INVALID_FUNCTION_CONFIG");
+  assert.equal(body.error.message, "kiln.json is not valid JSON (at line 3, column 1)");
+});
