@@ -54,10 +54,12 @@ async function assertRefused(archive: Uint8Array, status: number, code: string):
 }
 
 test("a kiln.json reached through a chain of harmless-looking symlinks cannot read /etc/shadow", async () => {
-  // From the node's scratch directory, l12 is the host's root: each link climbs one more level.
-  const chain: TarEntry[] = [{ path: "l0", linkpath: "." }];
-  for (let level = 1; level <= 12; level++) chain.push({ path: `l${level}`, linkpath: `l${level - 1}/..` });
-  const archive = createTarGz([index, ...chain, { path: "kiln.json", linkpath: "l12/etc/shadow" }]);
+  // From the node's scratch directory, l12 is the host's root: each link climbs one more level. Packed
+  // from the top down, each link's target does not exist yet when it is made, so a check of the disk at
+  // that moment finds nothing wrong with it.
+  const chain: TarEntry[] = [{ path: "kiln.json", linkpath: "l12/etc/shadow" }];
+  for (let level = 12; level >= 1; level--) chain.push({ path: `l${level}`, linkpath: `l${level - 1}/..` });
+  const archive = createTarGz([index, ...chain, { path: "l0", linkpath: "." }]);
   const response = await deploy("hostile", archive);
   assert.equal(response.statusCode, 400, response.body);
   assert.equal(response.json<ErrorBody>().error.code, "INVALID_ARCHIVE");
