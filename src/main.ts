@@ -79,7 +79,7 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
     idleMs: config.workerIdleMs,
     maxResultBytes: config.maxResultBytes,
     maxLogBytes: config.maxLogBytes,
-    revisions: new RevisionCache(path.join(config.dataDir, "revisions"), store),
+    revisions: new RevisionCache(path.join(config.dataDir, "revisions"), store, config),
     onIdle: (lane) => dispatcher?.wake(lane),
     onRoomFreed: () => dispatcher?.roomFreed(),
     onStartFailed: (lane, reason) =>

@@ -1,10 +1,14 @@
 /** Deploying a function: check and unpack its archive, read `kiln.json`, store a content-addressed revision. */
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import path from "node:path";
 import { Value } from "typebox/value";
 import { KilnError } from "../domain/errors.js";
 import type { RevisionSpec } from "../domain/function-settings.js";
-import { digestFunctionFiles, unpackFunctionArchive } from "../runner/function-archive.js";
+import {
+  unpackFunctionArchive,
+  type ArchiveLimits,
+  type UnpackedFunction,
+} from "../runner/function-archive.js";
 import { tierFor } from "../runner/memory-tiers.js";
 import type { DeployResult, Store } from "../store/store.js";
 import { Manifest } from "./schemas.js";
@@ -17,25 +21,30 @@ export interface DeployRequest {
   scratchDir: string;
   /** The node's memory tiers: `memoryMb` must fit in one. */
   memoryTiersMb: readonly number[];
+  /** How much the archive may unpack to (default: `defaultArchiveLimits`). */
+  archiveLimits?: ArchiveLimits;
 }
+
+/** `kiln.json` holds settings, not data: a larger one is refused before it is read. */
+const maxManifestBytes = 1024 * 1024;
 
 export async function deployFunction(store: Store, request: DeployRequest): Promise<DeployResult> {
   const dir = await mkdtemp(path.join(request.scratchDir, "deploy-"));
   try {
-    await unpackFunctionArchive(request.archive, dir);
-    const manifest = await readManifest(dir);
+    const unpacked = await unpackFunctionArchive(request.archive, dir, request.archiveLimits);
+    const manifest = await readManifest(unpacked);
     if (manifest.memoryMb !== undefined && tierFor(manifest.memoryMb, request.memoryTiersMb) === null) {
       throw new KilnError(
         "INVALID_FUNCTION_CONFIG",
         aboveLargestTier(manifest.memoryMb, request.memoryTiersMb),
       );
     }
-    const spec = await resolveSpec(dir, manifest);
+    const spec = resolveSpec(unpacked, manifest);
     const { name: _name, runtime: _runtime, entry: _entry, ...settings } = manifest;
     return await store.deployRevision({
       project: request.project,
       name: request.name,
-      digest: await digestFunctionFiles(dir),
+      digest: unpacked.digest,
       spec,
       archive: request.archive,
       settings,
@@ -50,21 +59,18 @@ export function aboveLargestTier(memoryMb: number, tiersMb: readonly number[]): 
   return `memoryMb ${memoryMb} is above the largest memory tier of this node (${Math.max(...tiersMb)} MB)`;
 }
 
-async function readManifest(dir: string): Promise<Manifest> {
-  let text: string;
-  try {
-    text = await readFile(path.join(dir, "kiln.json"), "utf8");
-  } catch {
-    return {};
+async function readManifest(unpacked: UnpackedFunction): Promise<Manifest> {
+  const file = unpacked.tree.findFile("kiln.json");
+  if (file === null) return {};
+  if (file.sizeBytes > maxManifestBytes) {
+    throw new KilnError("INVALID_FUNCTION_CONFIG", "kiln.json is larger than 1 MiB; it holds settings only");
   }
+  const text = (await unpacked.readFile(file)).toString("utf8");
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new KilnError(
-      "INVALID_FUNCTION_CONFIG",
-      `kiln.json is not valid JSON: ${(error as Error).message}`,
-    );
+    throw new KilnError("INVALID_FUNCTION_CONFIG", describeJsonError(text, error));
   }
   if (!Value.Check(Manifest, value)) {
     const errors = Value.Errors(Manifest, value).map(
@@ -77,7 +83,16 @@ async function readManifest(dir: string): Promise<Manifest> {
   return value;
 }
 
-async function resolveSpec(dir: string, manifest: Manifest): Promise<RevisionSpec> {
+/** Where the JSON breaks, without quoting the text: the message must not echo file content. */
+function describeJsonError(text: string, error: unknown): string {
+  const position = /at position (\d+)/.exec((error as Error).message);
+  if (position === null) return "kiln.json is not valid JSON";
+  const before = text.slice(0, Number(position[1])).split("\n");
+  const column = (before.at(-1)?.length ?? 0) + 1;
+  return `kiln.json is not valid JSON (at line ${before.length}, column ${column})`;
+}
+
+function resolveSpec(unpacked: UnpackedFunction, manifest: Manifest): RevisionSpec {
   const runtime = manifest.runtime ?? "node";
   const entry =
     typeof manifest.entry === "string" ? manifest.entry.split(/\s+/).filter(Boolean) : manifest.entry;
@@ -87,11 +102,7 @@ async function resolveSpec(dir: string, manifest: Manifest): Promise<RevisionSpe
     return { runtime, entry };
   }
   const modulePath = entry?.[0] ?? "index.js";
-  const isFile = await stat(path.join(dir, modulePath)).then(
-    (stats) => stats.isFile(),
-    () => false,
-  );
-  if (!isFile)
+  if (unpacked.tree.findFile(modulePath) === null)
     throw new KilnError("INVALID_FUNCTION_CONFIG", `the entry module '${modulePath}' is not in the archive`);
   return { runtime, entry: [modulePath] };
 }

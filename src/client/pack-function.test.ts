@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { list } from "tar";
+import { KilnApiError } from "./kiln-api-error.js";
 import { packFunction } from "./pack-function.js";
 
 async function createFunctionDir(): Promise<string> {
@@ -47,4 +48,17 @@ test("the archive lists the function's files in name order and leaves out .git a
   t.after(() => rm(dir, { recursive: true, force: true }));
   const paths = await listArchive(await packFunction(dir));
   assert.deepEqual(paths, ["index.js", "kiln.json", "lib/helper.js", "node_modules/dep/index.js"]);
+});
+
+test("packing a directory with no files says so with INVALID_FUNCTION_DIR", async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), "kiln-pack-empty-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await mkdir(path.join(dir, ".git"));
+  await writeFile(path.join(dir, ".git", "HEAD"), "ref: refs/heads/main\n");
+  await assert.rejects(packFunction(dir), (error: unknown) => {
+    assert.ok(error instanceof KilnApiError, String(error));
+    assert.equal(error.code, "INVALID_FUNCTION_DIR");
+    assert.equal(error.message, `${dir} has no files to deploy (.git and node_modules/.cache are left out)`);
+    return true;
+  });
 });

@@ -5,6 +5,7 @@
 import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { create } from "tar";
+import { KilnApiError } from "./kiln-api-error.js";
 
 /** Every entry gets this mtime, so that touching a file does not change the archive. */
 const packedMtime = new Date("1980-01-01T00:00:00Z");
@@ -32,9 +33,18 @@ export async function listFunctionFiles(dir: string): Promise<string[]> {
   return files;
 }
 
-/** Packs the files `listFunctionFiles` finds under `dir` into a gzipped tar archive. */
+/**
+ * Packs the files `listFunctionFiles` finds under `dir` into a gzipped tar archive. Throws
+ * `KilnApiError` `INVALID_FUNCTION_DIR` (status 0) when there are none: nothing to deploy.
+ */
 export async function packFunction(dir: string): Promise<Uint8Array> {
   const files = await listFunctionFiles(dir);
+  if (files.length === 0) {
+    throw new KilnApiError(
+      "INVALID_FUNCTION_DIR",
+      `${dir} has no files to deploy (.git and node_modules/.cache are left out)`,
+    );
+  }
   const pack = create(
     { cwd: dir, gzip: true, portable: true, mtime: packedMtime, noDirRecurse: true, follow: false },
     // tar reads a name starting with "@" as another archive to append; "./" makes it a plain file.

@@ -34,6 +34,10 @@ export interface Config {
   maxLogBytes: number;
   /** Largest HTTP body (a batch of tasks, a function archive). */
   maxRequestBytes: number;
+  /** Most a function archive may unpack to (its inflated tar), in MiB. */
+  maxUnpackedMb: number;
+  /** Most files, directories and symlinks a function archive may hold. */
+  maxArchiveEntries: number;
   /** A task whose attempts were lost this many times ends `failed` instead of running again. */
   maxLostAttempts: number;
   /** Deploy the functions under `examples/` at start. */
@@ -82,6 +86,8 @@ export const defaultConfig: Config = {
   maxResultBytes: 1024 * 1024,
   maxLogBytes: 1024 * 1024,
   maxRequestBytes: 64 * 1024 * 1024,
+  maxUnpackedMb: 256,
+  maxArchiveEntries: 10_000,
   maxLostAttempts: 3,
   deployExamples: false,
   isolation: "auto",
@@ -113,6 +119,8 @@ const envNames: { [K in keyof Config]?: string } = {
   maxResultBytes: "KILN_MAX_RESULT_BYTES",
   maxLogBytes: "KILN_MAX_LOG_BYTES",
   maxLostAttempts: "KILN_MAX_LOST_ATTEMPTS",
+  maxUnpackedMb: "KILN_MAX_UNPACKED_MB",
+  maxArchiveEntries: "KILN_MAX_ARCHIVE_ENTRIES",
   isolation: "KILN_ISOLATION",
   sandboxTmpMb: "KILN_SANDBOX_TMP_MB",
   sandboxPidsMax: "KILN_SANDBOX_PIDS_MAX",

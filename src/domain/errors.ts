@@ -28,6 +28,10 @@ export const errorCatalog = {
   FUNCTION_TIMED_OUT: { status: 504, summary: "A synchronous invocation's function ran past its timeout." },
   PAYLOAD_TOO_LARGE: { status: 413, summary: "A task payload is larger than the configured limit." },
   REQUEST_TOO_LARGE: { status: 413, summary: "The request body is larger than the server accepts." },
+  ARCHIVE_TOO_LARGE: {
+    status: 413,
+    summary: "A function archive unpacks to more bytes or entries than the node accepts.",
+  },
   UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     summary: "The request body has a content type this route does not take.",

@@ -2,7 +2,7 @@
 import { chmod, mkdir, mkdtemp, readdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Store } from "../store/store.js";
-import { unpackFunctionArchive } from "./function-archive.js";
+import { unpackFunctionArchive, type ArchiveLimits } from "./function-archive.js";
 
 export class RevisionCache {
   private readonly unpacking = new Map<string, Promise<string>>();
@@ -10,6 +10,8 @@ export class RevisionCache {
   constructor(
     private readonly dir: string,
     private readonly store: Store,
+    /** The node's archive limits: an archive in the store is unpacked as carefully as a deploy. */
+    private readonly limits?: ArchiveLimits,
   ) {}
 
   /** The directory holding the revision's code, unpacking it from the store the first time. */
@@ -32,7 +34,7 @@ export class RevisionCache {
     // Unpack beside the target, then rename: a half-unpacked revision is never visible.
     const temporary = await mkdtemp(path.join(this.dir, `.${digest.slice(0, 12)}-`));
     try {
-      await unpackFunctionArchive(archive, temporary);
+      await unpackFunctionArchive(archive, temporary, this.limits);
       // Sandboxes run as other users: they must be able to read (never write) the code.
       await makeReadableByAll(temporary);
       await rename(temporary, target);

@@ -41,6 +41,7 @@ export function functionRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
           archive: request.body,
           scratchDir: context.scratchDir,
           memoryTiersMb: config.memoryTiersMb,
+          archiveLimits: config,
         });
         dispatcher.functionChanged(project, name, false);
         return reply.status(deployed.created ? 201 : 200).send({

@@ -30,8 +30,8 @@ Uploading the same content again keeps the current revision.
     const env = parseEnvFlags(values.env ?? []);
     const functionConfig = await readFunctionConfig(dir);
     const name = values.name ?? functionConfig.name ?? path.basename(dir);
-    const client = await connectClient(values);
     const archive = await packFunction(dir);
+    const client = await connectClient(values);
     const deployed = await client.deployFunction(name, archive);
     const updated =
       env === undefined
