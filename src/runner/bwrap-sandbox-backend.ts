@@ -7,9 +7,11 @@
 import { spawn } from "node:child_process";
 import { setPriority } from "node:os";
 import path from "node:path";
-import type { HarnessConfig } from "../sandbox/protocol.js";
+import { computeMaxFrameBytes, type HarnessConfig } from "../sandbox/protocol.js";
+import { BwrapSandboxReset } from "./bwrap-sandbox-reset.js";
 import type { CgroupDriver } from "./cgroup/cgroup-driver.js";
 import { harnessPath } from "./process-sandbox-backend.js";
+import { createChildProcessChannel } from "./sandbox-channel.js";
 import {
   heapLimitMb,
   sandboxNice,
@@ -97,8 +99,6 @@ export class BwrapSandboxBackend implements SandboxBackend {
       ioDir: inside.io,
       maxResultBytes: spec.maxResultBytes,
       maxLogBytes: spec.maxLogBytes,
-      ownPidNamespace: true,
-      privateTmpfs: true,
     };
     // The shell joins the cgroup, then execs: bwrap and everything under it start inside the limits, and
     // the slow part of a cgroup move (~12 ms here) happens in this child, not on the node's event loop.
@@ -113,8 +113,10 @@ export class BwrapSandboxBackend implements SandboxBackend {
         ...this.bwrapArgs(spec, uid),
         ...this.command(spec, harness),
       ],
-      { stdio: ["ignore", "pipe", "pipe", "ipc"], serialization: "json", env: {}, detached: true },
+      // fd 3 is the channel to the node (a socketpair), passed through bwrap and setpriv.
+      { stdio: ["ignore", "pipe", "pipe", "pipe"], env: {}, detached: true },
     );
+    const channel = createChildProcessChannel(child, computeMaxFrameBytes(spec));
     const pid = child.pid;
     if (pid === undefined) {
       await cgroup.remove().catch(() => {});
@@ -123,8 +125,11 @@ export class BwrapSandboxBackend implements SandboxBackend {
     }
     setPriority(pid, sandboxNice);
     let disposed = false;
+    const reset = new BwrapSandboxReset(cgroup, uid, { tmp: inside.tmp, io: inside.io });
     return {
-      child,
+      pid,
+      channel,
+      resetBetweenTasks: () => reset.run(),
       kill: () => {
         if (disposed) return;
         void cgroup.killAll().catch(() => {
@@ -154,9 +159,6 @@ export class BwrapSandboxBackend implements SandboxBackend {
       HOME: inside.tmp,
       TMPDIR: inside.tmp,
       ...spec.env,
-      // The IPC channel to the node is fd 3, which bwrap and setpriv pass through.
-      NODE_CHANNEL_FD: "3",
-      NODE_CHANNEL_SERIALIZATION_MODE: "json",
     };
     const ioBytes = this.options.maxPayloadBytes + 64 * 1024;
     // prettier-ignore

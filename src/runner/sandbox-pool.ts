@@ -230,7 +230,7 @@ export class SandboxPool {
       const current = sandbox;
       void current.exited.then(() => this.forget(current, entry, dir, config));
       if (this.closed) throw new Error("the pool closed while the sandbox started");
-      await writeFile(path.join(dir, "pid"), String(started.child.pid));
+      await writeFile(path.join(dir, "pid"), String(started.pid));
       await sandbox.ready;
       entry.starting -= 1;
       this.release(sandbox);

@@ -1,0 +1,131 @@
+/**
+ * The reset of a `strong` sandbox between tasks, done by the node from outside it: every process of the
+ * sandbox's cgroup but the harness and bubblewrap's own is killed, its `/tmp` and I/O folder are emptied
+ * through `/proc/<harness>/root`, and the space of both tmpfs is checked to have come back. Nothing the
+ * sandbox says is trusted: the harness is found by what the kernel reports.
+ */
+import { readdir, readFile } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Cgroup } from "./cgroup/cgroup-driver.js";
+import type { SandboxReset } from "./sandbox-backend.js";
+import { listFolder, readUsedBytes, removeFromFolder } from "./sandbox-folders.js";
+
+/** Folders of the sandbox the node empties, as the sandbox sees them. */
+export interface SandboxFolders {
+  tmp: string;
+  io: string;
+}
+
+/** A tmpfs holds a few KiB of its own when empty; more than this was not given back. */
+const maxUsedBytesWhenEmpty = 1024 * 1024;
+/** How long leftovers may keep forking before the sandbox is given up on. */
+const killTimeoutMs = 1000;
+/** How long a stopped harness may take to stop (every thread finishes its syscall first). */
+const stopTimeoutMs = 200;
+
+interface HostProcess {
+  uid: number;
+  /** Its pid in each pid namespace it is in, outermost first. */
+  nsPids: number[];
+}
+
+export class BwrapSandboxReset {
+  /** The harness's host pid and bubblewrap's processes: found once, at the first reset (at ready). */
+  private kept: { harness: number; pids: Set<number> } | null = null;
+
+  constructor(
+    private readonly cgroup: Cgroup,
+    private readonly uid: number,
+    private readonly folders: SandboxFolders,
+  ) {}
+
+  async run(): Promise<SandboxReset> {
+    this.kept ??= await this.findHarness();
+    if (this.kept === null) return { reusable: false, reason: "the sandbox's harness was not found" };
+    const { harness } = this.kept;
+    if (!(await this.killLeftovers())) {
+      return { reusable: false, reason: "processes the task left behind could not be killed" };
+    }
+    const root = `/proc/${harness}/root`;
+    const dirs = [root + this.folders.tmp, root + this.folders.io];
+    const listed = await Promise.all(dirs.map(listFolder));
+    if (listed.some((names) => names.length > 0)) {
+      // Stopped, the harness (the only process left that runs task code) cannot swap a folder for a
+      // link while the node, as root, removes what it finds.
+      process.kill(harness, "SIGSTOP");
+      try {
+        if (!(await waitStopped(harness))) return { reusable: false, reason: "the harness did not stop" };
+        await Promise.all(dirs.map((dir, i) => removeFromFolder(dir, listed[i] ?? [])));
+      } finally {
+        process.kill(harness, "SIGCONT");
+      }
+    }
+    const used = await Promise.all(dirs.map(readUsedBytes));
+    if (used.some((bytes) => bytes > maxUsedBytesWhenEmpty)) {
+      return { reusable: false, reason: "the space of the sandbox's /tmp did not come back" };
+    }
+    return { reusable: true };
+  }
+
+  /**
+   * The harness is the first process bubblewrap's init starts (pid 2 in the sandbox's pid namespace),
+   * running as the sandbox's uid; the root processes of the cgroup are bubblewrap's own (the sandbox's
+   * uid cannot make a root process).
+   */
+  private async findHarness(): Promise<{ harness: number; pids: Set<number> } | null> {
+    const pids = new Set<number>();
+    let harness: number | null = null;
+    for (const pid of await this.cgroup.listPids()) {
+      const info = await readHostProcess(pid);
+      if (info?.uid === 0) pids.add(pid);
+      if (info?.uid === this.uid && info.nsPids.length > 1 && info.nsPids.at(-1) === 2) harness = pid;
+    }
+    if (harness === null) return null;
+    pids.add(harness);
+    return { harness, pids };
+  }
+
+  /** Kills every other process of the cgroup until none is left (a leftover may fork meanwhile). */
+  private async killLeftovers(): Promise<boolean> {
+    const kept = this.kept?.pids ?? new Set<number>();
+    const deadline = performance.now() + killTimeoutMs;
+    for (;;) {
+      const leftovers = (await this.cgroup.listPids()).filter((pid) => !kept.has(pid));
+      if (leftovers.length === 0) return true;
+      if (performance.now() > deadline) return false;
+      for (const pid of leftovers) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // gone meanwhile
+        }
+      }
+      await sleep(1);
+    }
+  }
+}
+
+async function readHostProcess(pid: number): Promise<HostProcess | null> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => null);
+  if (status === null) return null;
+  const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
+  const nsPids = (/^NSpid:\s+(.*)$/m.exec(status)?.[1] ?? "").trim().split(/\s+/).map(Number);
+  return { uid, nsPids };
+}
+
+/** Whether every thread of `pid` has stopped. */
+async function waitStopped(pid: number): Promise<boolean> {
+  const deadline = performance.now() + stopTimeoutMs;
+  while (performance.now() < deadline) {
+    const threads = await readdir(`/proc/${pid}/task`).catch(() => []);
+    const states = await Promise.all(
+      threads.map(async (tid) => {
+        const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, "utf8").catch(() => "");
+        return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+      }),
+    );
+    if (threads.length > 0 && states.every((state) => state === "T" || state === "t")) return true;
+    await sleep(1);
+  }
+  return false;
+}
