@@ -92,6 +92,6 @@ async function resetProcessSandbox(harnessPid: number, dirs: string[]): Promise<
       }
     }
   }
-  await Promise.all(dirs.map(async (dir) => removeFromFolder(dir, await listFolder(dir))));
+  await Promise.all(dirs.map((dir) => removeFromFolder(dir, listFolder(dir))));
   return { reusable: true };
 }

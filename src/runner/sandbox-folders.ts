@@ -1,10 +1,18 @@
 /** Emptying a sandbox's folders from the node, between tasks. */
-import { readdir, rm, statfs } from "node:fs/promises";
+import { readdirSync, statfsSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import path from "node:path";
 
-/** The names in `dir` (none when it does not exist). */
-export async function listFolder(dir: string): Promise<string[]> {
-  return readdir(dir).catch(() => []);
+/**
+ * The names in `dir` (none when it does not exist). Synchronous, as `readUsedBytes`: on an (almost
+ * always) empty tmpfs it takes µs, a thread-pool round trip ~0.5 ms on a busy node.
+ */
+export function listFolder(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }
 
 /**
@@ -19,7 +27,7 @@ export async function removeFromFolder(dir: string, names: string[]): Promise<vo
  * Bytes still used on the file system of `dir` (a tmpfs of its own): the space of a file deleted but
  * held open by a process does not come back.
  */
-export async function readUsedBytes(dir: string): Promise<number> {
-  const { blocks, bfree, bsize } = await statfs(dir);
+export function readUsedBytes(dir: string): number {
+  const { blocks, bfree, bsize } = statfsSync(dir);
   return (blocks - bfree) * bsize;
 }

@@ -28,8 +28,6 @@ export interface Cgroup {
    * sandbox before it starts its work (ideally before it execs).
    */
   addProcess(pid: number): Promise<void>;
-  /** The processes in the cgroup now (host pids; no zombies). */
-  listPids(): Promise<number[]>;
   /** How many times the kernel OOM-killed a process in this cgroup: the reliable out-of-memory signal. */
   readOomKills(): Promise<number>;
   /** Peak memory use in bytes since creation (or since resetMemoryPeak), for reporting. 0 when the kernel cannot tell. */

@@ -291,7 +291,7 @@ export class CgroupV1 implements Cgroup {
   }
 
   /** Every pid in any of the v1 hierarchies (cgroup.procs lists no zombies). */
-  async listPids(): Promise<number[]> {
+  private async listPids(): Promise<number[]> {
     const v1Dirs = listDirs({ ...this.dirs, unified: undefined });
     const lists = await Promise.all(v1Dirs.map((dir) => readProcs(this.fs, join(dir, "cgroup.procs"))));
     return [...new Set(lists.flat())].filter((pid) => pid > 0);

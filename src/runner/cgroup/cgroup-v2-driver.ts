@@ -13,14 +13,7 @@ import {
   type CgroupLimits,
   listChildDirs,
 } from "./cgroup-driver.js";
-import {
-  errorCode,
-  kernelCgroupFs,
-  readKeyedNumber,
-  readProcs,
-  removeCgroupDir,
-  type CgroupFs,
-} from "./cgroup-fs.js";
+import { errorCode, kernelCgroupFs, readKeyedNumber, removeCgroupDir, type CgroupFs } from "./cgroup-fs.js";
 import { pollUntil } from "./poll-until.js";
 
 export interface CgroupV2DriverOptions {
@@ -145,10 +138,6 @@ export class CgroupV2 implements Cgroup {
 
   async addProcess(pid: number): Promise<void> {
     await this.fs.writeText(join(this.dir, "cgroup.procs"), String(pid));
-  }
-
-  async listPids(): Promise<number[]> {
-    return (await readProcs(this.fs, join(this.dir, "cgroup.procs"))).filter((pid) => pid > 0);
   }
 
   async readOomKills(): Promise<number> {
