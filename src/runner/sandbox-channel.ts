@@ -61,9 +61,10 @@ export function createChildProcessChannel(child: ChildProcess, maxFrameBytes: nu
     try {
       decoder.push(chunk);
     } catch (error) {
-      // A listener's own error must not pass for the sandbox's; only framing errors are its fault.
-      if (!(error instanceof FrameError)) throw error;
-      fail(error.message);
+      // Nothing thrown here may reach the event loop: it would end the node.
+      const reason =
+        error instanceof FrameError ? error.message : `the node could not handle it (${String(error)})`;
+      fail(reason);
     }
   });
   socket?.on("error", () => {}); // the exit (or a malformed frame) says what happened
