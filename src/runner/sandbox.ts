@@ -26,8 +26,6 @@ interface PendingRun {
   taskId: string;
   resolve: (outcome: SandboxOutcome) => void;
   onProgress: (percent: number, message?: string) => void;
-  /** Bytes the sandbox sent on the channel during this task. */
-  channelBytes: number;
 }
 
 const heapOutOfMemory = /JavaScript heap out of memory|Reached heap limit/;
@@ -46,6 +44,8 @@ export class Sandbox {
   private pending: PendingRun | null = null;
   /** Why the node killed the sandbox for breaking the protocol, if it did. */
   private brokenReason: string | null = null;
+  /** Bytes the sandbox sent since its current (or last) task started, whatever task they name. */
+  private channelBytes = 0;
   private readonly limits: { maxResultBytes: number; maxLogBytes: number; maxTaskChannelBytes: number };
 
   constructor(
@@ -93,8 +93,9 @@ export class Sandbox {
     if (this.stateValue !== "idle") throw new Error(`sandbox ${this.id} is ${this.stateValue}, not idle`);
     this.setState("busy");
     this.tasksRun += 1;
+    this.channelBytes = 0;
     return new Promise((resolve) => {
-      this.pending = { taskId: task.taskId, resolve, onProgress, channelBytes: 0 };
+      this.pending = { taskId: task.taskId, resolve, onProgress };
       this.send({ type: "run", ...task });
     });
   }
@@ -111,15 +112,15 @@ export class Sandbox {
   }
 
   private receive(message: FromSandbox, frameBytes: number): void {
-    const pending = this.pending;
-    if (pending === null || message.type === "ready" || message.taskId !== pending.taskId) return;
-    pending.channelBytes += frameBytes;
-    if (pending.channelBytes > this.limits.maxTaskChannelBytes) {
+    this.channelBytes += frameBytes;
+    if (this.channelBytes > this.limits.maxTaskChannelBytes) {
       this.fail(
         `the sandbox sent a malformed message: over ${this.limits.maxTaskChannelBytes} bytes in one task`,
       );
       return;
     }
+    const pending = this.pending;
+    if (pending === null || message.type === "ready" || message.taskId !== pending.taskId) return;
     switch (message.type) {
       case "progress":
         pending.onProgress(message.percent, message.message);
