@@ -55,7 +55,7 @@ export class FrameDecoder {
           throw new FrameError(
             length === 0
               ? "a frame of length 0"
-              : `a frame of ${length} bytes, over the limit of ${this.maxFrameBytes}`,
+              : `a frame that declares ${length} bytes, over the limit of ${this.maxFrameBytes} bytes`,
           );
         }
         this.body = Buffer.allocUnsafe(length);
