@@ -42,11 +42,9 @@ export class BwrapSandboxReset {
 
   async run(): Promise<SandboxReset> {
     this.kept ??= await this.findHarness();
-    if (this.kept === null) return { reusable: false, reason: "the sandbox's harness was not found" };
+    if (this.kept === null) return { reusable: false }; // not the sandbox this reset knows how to clean
     const { harness } = this.kept;
-    if (!(await this.killLeftovers())) {
-      return { reusable: false, reason: "processes the task left behind could not be killed" };
-    }
+    if (!(await this.killLeftovers())) return { reusable: false };
     const root = `/proc/${harness}/root`;
     const dirs = [root + this.folders.tmp, root + this.folders.io];
     const listed = dirs.map(listFolder);
@@ -55,17 +53,16 @@ export class BwrapSandboxReset {
       // link while the node, as root, removes what it finds.
       process.kill(harness, "SIGSTOP");
       try {
-        if (!(await waitStopped(harness))) return { reusable: false, reason: "the harness did not stop" };
+        // Still in the cgroup once stopped: the pid was not reused by a host process since it was found.
+        if (!(await waitStopped(harness)) || !this.listPids().includes(harness)) return { reusable: false };
         await Promise.all(dirs.map((dir, i) => removeFromFolder(dir, listed[i] ?? [])));
       } finally {
         process.kill(harness, "SIGCONT");
       }
     }
     const used = dirs.map(readUsedBytes);
-    if (used.some((bytes) => bytes > maxUsedBytesWhenEmpty)) {
-      return { reusable: false, reason: "the space of the sandbox's /tmp did not come back" };
-    }
-    return { reusable: true };
+    // A file deleted but held open by the harness keeps its space: the next task would find less.
+    return { reusable: used.every((bytes) => bytes <= maxUsedBytesWhenEmpty) };
   }
 
   /**

@@ -47,8 +47,6 @@ export interface SandboxChannel {
 /** What `resetBetweenTasks` found: false when the next task would inherit something, so replace it. */
 export interface SandboxReset {
   reusable: boolean;
-  /** Why it is not reusable. */
-  reason?: string;
 }
 
 export interface SandboxProcess {
