@@ -5,7 +5,8 @@
  * give strong isolation.
  */
 import assert from "node:assert/strict";
-import { readdir, readFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { packFunction, type Task } from "../../src/client/index.js";
@@ -113,6 +114,20 @@ describe(
       const wrote = await run({ action: "io-leftover" });
       assert.deepEqual(wrote.result, ["left-behind"]);
       assert.deepEqual((await run({ action: "list-io" })).result, []);
+    });
+
+    strongTest("links a task leaves pointing out of the sandbox are removed, not followed", async () => {
+      const hostDir = await mkdtemp(path.join(tmpdir(), "kiln-link-target-"));
+      try {
+        await writeFile(path.join(hostDir, "keep"), "a host file");
+        const wrote = await run({ action: "link-out", target: hostDir });
+        assert.deepEqual(wrote.result, ["dir", "link-out"]);
+        assert.deepEqual((await run({ action: "list-tmp" })).result, []);
+        assert.deepEqual((await run({ action: "list-io" })).result, []);
+        assert.deepEqual(await readdir(hostDir), ["keep"]);
+      } finally {
+        await rm(hostDir, { recursive: true, force: true });
+      }
     });
 
     strongTest("hooks on process.send and message events neither stall nor see the next task", async () => {

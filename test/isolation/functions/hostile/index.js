@@ -100,6 +100,13 @@ export default async function hostile(payload, ctx) {
     case "io-leftover":
       fs.writeFileSync("/kiln/io/left-behind", "secret of the previous task");
       return fs.readdirSync("/kiln/io");
+    case "link-out":
+      // Links a reset run from the host would follow out of the sandbox if it followed links.
+      fs.symlinkSync(payload.target, "/tmp/link-out");
+      fs.mkdirSync("/tmp/dir");
+      fs.symlinkSync(payload.target, "/tmp/dir/link-out");
+      fs.symlinkSync(payload.target, "/kiln/io/link-out");
+      return fs.readdirSync("/tmp");
     case "list-io":
       return fs.readdirSync("/kiln/io");
     case "hook-channel":
