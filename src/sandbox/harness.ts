@@ -168,13 +168,15 @@ async function runExec(message: Extract<ToSandbox, { type: "run" }>, signal: Abo
     child.on("error", reject);
     child.on("exit", (code, exitSignal) => resolve({ code, signal: exitSignal }));
   });
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, stdoutDrainMs);
-    child.stdout.once("close", () => {
-      clearTimeout(timer);
-      resolve();
+  if (!child.stdout.closed) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, stdoutDrainMs);
+      child.stdout.once("close", () => {
+        clearTimeout(timer);
+        resolve();
+      });
     });
-  });
+  }
   child.stdout.destroy();
   child.stderr.destroy();
   if (exit.code !== 0) {
