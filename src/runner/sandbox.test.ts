@@ -122,5 +122,5 @@ test("progress past the bound of one task ends it as malformed", async () => {
   for (let i = 0; i < 1000 && sandbox.state === "busy"; i++) fake.send(progress, 64 * 1024);
   const ended = await outcome;
   assert.equal(ended.type, "malformed");
-  assert.match(ended.type === "malformed" ? ended.reason : "", /bytes in one task/);
+  assert.match(ended.type === "malformed" ? ended.reason : "", /bytes to the node during one task/);
 });

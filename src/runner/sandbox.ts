@@ -115,7 +115,7 @@ export class Sandbox {
     this.channelBytes += frameBytes;
     if (this.channelBytes > this.limits.maxTaskChannelBytes) {
       this.fail(
-        `the sandbox sent a malformed message: over ${this.limits.maxTaskChannelBytes} bytes in one task`,
+        `the sandbox sent more than ${this.limits.maxTaskChannelBytes} bytes to the node during one task`,
       );
       return;
     }
