@@ -10,9 +10,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { setPriority } from "node:os";
 import path from "node:path";
-import type { HarnessConfig } from "../sandbox/protocol.js";
+import { computeMaxFrameBytes, type HarnessConfig } from "../sandbox/protocol.js";
+import { BwrapSandboxReset } from "./bwrap-sandbox-reset.js";
 import type { Cgroup, CgroupDriver } from "./cgroup/cgroup-driver.js";
 import { harnessPath } from "./process-sandbox-backend.js";
+import { createChildProcessChannel } from "./sandbox-channel.js";
 import {
   heapLimitMb,
   sandboxNice,
@@ -99,8 +101,6 @@ export class BwrapSandboxBackend implements SandboxBackend {
       ioDir: inside.io,
       maxResultBytes: spec.maxResultBytes,
       maxLogBytes: spec.maxLogBytes,
-      ownPidNamespace: true,
-      privateTmpfs: true,
     };
     const env = this.environment(spec);
     const command = this.command(spec, harness);
@@ -112,14 +112,15 @@ export class BwrapSandboxBackend implements SandboxBackend {
       pidsMax: this.options.pidsMax,
       cpuCores: this.options.cpuCores,
     });
+    const uid = this.options.uids.allocate();
     let child: ChildProcess;
     try {
-      const uid = this.options.uids.allocate();
       child = this.spawnInto(cgroup, this.bwrapArgs(spec, env), [...dropPrivileges(uid), ...command]);
     } catch (error) {
       await cgroup.remove().catch(() => {});
       throw error;
     }
+    const channel = createChildProcessChannel(child, computeMaxFrameBytes(spec));
     const pid = child.pid;
     if (pid === undefined) {
       // Node reports why on the 'error' event, which spawnInto listens to.
@@ -145,8 +146,11 @@ export class BwrapSandboxBackend implements SandboxBackend {
     };
     // After the start, an error on the process means the node can no longer reach it.
     child.on("error", kill);
+    const reset = new BwrapSandboxReset(cgroup, uid, { tmp: inside.tmp, io: inside.io });
     return {
-      child,
+      pid,
+      channel,
+      resetBetweenTasks: () => reset.run(),
       kill,
       wasOutOfMemory: async () => (await cgroup.readOomKills()) > 0,
       dispose: async () => {
@@ -169,8 +173,8 @@ export class BwrapSandboxBackend implements SandboxBackend {
       // bwrap reads its options from the pipe; the command (no secrets in it) must be on its command line.
       ["-c", `${join} && exec "$@"`, "sh", "/usr/bin/bwrap", "--args", String(argsFd), "--", ...command],
       {
-        stdio: ["ignore", "pipe", "pipe", "ipc", "pipe", "pipe"],
-        serialization: "json",
+        // fd 3 is the channel to the node (a socketpair), passed through bwrap and setpriv.
+        stdio: ["ignore", "pipe", "pipe", "pipe", "pipe", "pipe"],
         env: {},
         detached: true,
       },
@@ -195,9 +199,6 @@ export class BwrapSandboxBackend implements SandboxBackend {
       HOME: inside.tmp,
       TMPDIR: inside.tmp,
       ...spec.env,
-      // The IPC channel to the node is fd 3, which bwrap and setpriv pass through.
-      NODE_CHANNEL_FD: "3",
-      NODE_CHANNEL_SERIALIZATION_MODE: "json",
     };
   }
 

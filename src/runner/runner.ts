@@ -100,6 +100,11 @@ function classify(outcome: SandboxOutcome, stoppedFor: ActiveAttempt["stoppedFor
   if (outcome.type === "exited") {
     return fail(outcome.outOfMemory ? "out_of_memory" : "crashed", outcome.reason, log, finishedAt);
   }
+  if (outcome.type === "malformed") {
+    // A function that forges or floods the channel does it again on a retry.
+    const failure: Failure = { kind: "crashed", message: outcome.reason, retryable: false };
+    return { outcome: "crashed", failure: sanitizeFailure(failure), result: null, log, finishedAt };
+  }
   const failure = outcome.failure ?? { kind: "handler_error", message: "unknown failure", retryable: true };
   return { outcome: failure.kind, failure: sanitizeFailure(failure), result: null, log, finishedAt };
 }

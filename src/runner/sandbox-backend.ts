@@ -2,8 +2,8 @@
  * The `SandboxBackend` port: how a sandbox process is made, limited and killed. The pool and the
  * dispatcher never know which backend runs, so another (a microVM) can replace these without them.
  */
-import type { ChildProcess } from "node:child_process";
 import type { Runtime } from "../domain/function-settings.js";
+import type { FromSandbox, ToSandbox } from "../sandbox/protocol.js";
 
 /** `strong`: own uid, namespaces and cgroup per sandbox. `process`: a plain child process (development). */
 export type IsolationLevel = "strong" | "process";
@@ -23,9 +23,42 @@ export interface SandboxSpec {
   maxLogBytes: number;
 }
 
+/** How a sandbox process ended. */
+export interface SandboxExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The end of what it wrote to stderr (a failed import or V8's out-of-memory message shows there). */
+  stderrTail: string;
+}
+
+/**
+ * The node's end of the message channel to a sandbox: framed, bounded, parsed on receipt. One listener
+ * per event (the `Sandbox`); nothing is delivered after `onMalformed` or `onExit`.
+ */
+export interface SandboxChannel {
+  send(message: ToSandbox): void;
+  /** A valid message and the size of the frame it came in. */
+  onMessage(listener: (message: FromSandbox, frameBytes: number) => void): void;
+  /** The sandbox broke the protocol (a frame too large, not JSON, not a message); the channel is closed. */
+  onMalformed(listener: (reason: string) => void): void;
+  onExit(listener: (exit: SandboxExit) => void): void;
+}
+
+/** What `resetBetweenTasks` found: false when the next task would inherit something, so replace it. */
+export interface SandboxReset {
+  reusable: boolean;
+}
+
 export interface SandboxProcess {
-  /** The process the node talks to over IPC (its exit is the sandbox's end). */
-  readonly child: ChildProcess;
+  /** The host pid of the process the backend started (recorded for the reaping after a `kill -9`). */
+  readonly pid: number;
+  readonly channel: SandboxChannel;
+  /**
+   * Done by the node from outside the sandbox after every task (and once at ready), while the harness
+   * waits: kills every process of the sandbox but the harness, empties its temp and I/O folders
+   * without following links, and checks their space came back.
+   */
+  resetBetweenTasks(): Promise<SandboxReset>;
   /** Kills every process of the sandbox, including ones that left its process group. */
   kill(): void;
   /** Whether the kernel killed something in the sandbox for exceeding its memory (read after the exit). */

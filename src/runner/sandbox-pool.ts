@@ -125,7 +125,8 @@ export class SandboxPool {
     entry.starting += 1;
     const starting = this.start(entry);
     this.starting.add(starting);
-    void starting.finally(() => this.starting.delete(starting));
+    const forgetStart = () => this.starting.delete(starting);
+    starting.then(forgetStart, forgetStart);
     return true;
   }
 
@@ -228,9 +229,10 @@ export class SandboxPool {
       );
       entry.sandboxes.add(sandbox);
       const current = sandbox;
+      // `exited` never rejects.
       void current.exited.then(() => this.forget(current, entry, dir, config));
       if (this.closed) throw new Error("the pool closed while the sandbox started");
-      await writeFile(path.join(dir, "pid"), String(started.child.pid));
+      await writeFile(path.join(dir, "pid"), String(started.pid));
       await sandbox.ready;
       entry.starting -= 1;
       this.release(sandbox);
@@ -238,7 +240,7 @@ export class SandboxPool {
       entry.starting -= 1;
       if (sandbox === null) {
         this.reserve(config, -1);
-        await rm(dir, { recursive: true, force: true });
+        await removeWorkDir(dir);
       } else {
         sandbox.kill();
       }
@@ -254,7 +256,7 @@ export class SandboxPool {
     clearTimeout(this.idleTimers.get(sandbox));
     this.idleTimers.delete(sandbox);
     this.reserve(config, -1);
-    void rm(dir, { recursive: true, force: true });
+    void removeWorkDir(dir);
     if (!this.closed) this.options.onRoomFreed();
   }
 
@@ -306,4 +308,9 @@ export class SandboxPool {
 async function isSandbox(pid: number): Promise<boolean> {
   const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
   return cmdline.includes("harness.js");
+}
+
+/** A work directory that cannot be removed now is removed by `reapOrphans` at the node's next start. */
+async function removeWorkDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true }).catch(() => {});
 }

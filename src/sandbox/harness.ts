@@ -1,16 +1,25 @@
 /**
- * The harness: the small trusted program that runs inside a sandbox process, receives tasks from its
- * node over IPC, calls the user's code and reports the outcome. It imports nothing heavy so a sandbox
- * starts fast.
+ * The harness: the small program that runs inside a sandbox process, receives tasks from its node as
+ * frames on fd 3, calls the user's code and reports the outcome. It imports nothing heavy so a sandbox
+ * starts fast. It shares its process with user code, so the node trusts nothing it sends and cleans
+ * up after each task from outside.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { spawn } from "node:child_process";
-import { readdirSync, statfsSync } from "node:fs";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
+import { Socket } from "node:net";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { format } from "node:util";
 import { getHeapStatistics } from "node:v8";
-import type { FromSandbox, HarnessConfig, SandboxFailure, ToSandbox } from "./protocol.js";
+import { encodeFrame, FrameDecoder } from "./frame-codec.js";
+import {
+  channelFd,
+  type FromSandbox,
+  type HarnessConfig,
+  type SandboxFailure,
+  type ToSandbox,
+} from "./protocol.js";
 import { TaskLog } from "./task-log.js";
 
 type Handler = (payload: unknown, ctx: TaskContext) => unknown;
@@ -29,14 +38,44 @@ export interface TaskContext {
 interface RunningTask {
   taskId: string;
   controller: AbortController;
+  /** Fails the task with an error its own code raised outside the handler's promise. */
+  failWith: (error: unknown) => void;
 }
+
+/** Frames from the node: it is trusted, and a payload may be large. */
+const maxFrameFromNodeBytes = 0xffff_ffff;
+/** How long an `exec` command's stdout may still deliver after the command exited. */
+const stdoutDrainMs = 100;
 
 const config = JSON.parse(process.argv[2] ?? "{}") as HarnessConfig;
 const log = new TaskLog(config.maxLogBytes);
+const channel = new Socket({ fd: channelFd, readable: true, writable: true });
+/** Which task's code is running: an error raised later still names the task that caused it. */
+const taskScope = new AsyncLocalStorage<string>();
 let running: RunningTask | null = null;
+/** An error escaped a task after it ended: the sandbox is replaced after the task that runs now. */
+let tainted = false;
 
 function send(message: FromSandbox): void {
-  process.send?.(message);
+  channel.write(encodeFrame(message));
+}
+
+/**
+ * Errors nobody caught. One raised by the running task's own code fails that task; one left behind by
+ * an earlier task does not fail the next one, but the sandbox is not reused after it.
+ */
+function onUncaught(what: string, error: unknown): void {
+  tainted = true;
+  const owner = taskScope.getStore();
+  if (running !== null && owner === running.taskId) {
+    running.failWith(error);
+  } else if (owner === undefined && running === null) {
+    process.stderr.write(`kiln: ${what} outside any task: ${describe(error)}\n`);
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? (error.stack ?? error.message) : format("%O", error);
 }
 
 // While a task runs, whatever it prints belongs to its log.
@@ -113,6 +152,8 @@ async function runExec(message: Extract<ToSandbox, { type: "run" }>, signal: Abo
   });
   signal.addEventListener("abort", () => child.kill("SIGTERM"), { once: true });
   child.stdin.on("error", () => {}); // a command that never reads its stdin is fine
+  child.stdout.on("error", () => {});
+  child.stderr.on("error", () => {});
   child.stdin.end(input);
   const stdout: Buffer[] = [];
   let stdoutBytes = 0;
@@ -121,10 +162,23 @@ async function runExec(message: Extract<ToSandbox, { type: "run" }>, signal: Abo
     if (stdoutBytes <= config.maxResultBytes) stdout.push(chunk);
   });
   child.stderr.on("data", (chunk: Buffer) => log.append(chunk.toString()));
+  // The task ends when the command exits, not when every process holding its stdout has closed it:
+  // a child it left in the background is killed by the node's reset.
   const exit = await new Promise<{ code: number | null; signal: string | null }>((resolve, reject) => {
     child.on("error", reject);
-    child.on("close", (code, exitSignal) => resolve({ code, signal: exitSignal }));
+    child.on("exit", (code, exitSignal) => resolve({ code, signal: exitSignal }));
   });
+  if (!child.stdout.closed) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, stdoutDrainMs);
+      child.stdout.once("close", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+  child.stdout.destroy();
+  child.stderr.destroy();
   if (exit.code !== 0) {
     const how = exit.code === null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
     throw new Error(`${config.entry.join(" ")} ${how}`);
@@ -144,52 +198,24 @@ function resultTooLarge(bytes: number): Error {
   });
 }
 
-/**
- * Processes a task started (even ones that called setsid) must not outlive it. In its own pid namespace,
- * kill(-1) reaches every process the harness may signal there but itself: exactly the task's leftovers.
- */
-function killLeftoverProcesses(): void {
-  try {
-    process.kill(-1, "SIGKILL");
-  } catch {
-    // ESRCH: nothing was left
-  }
-}
-
-/** Space a deleted file still holds through a descriptor the task left open does not come back. */
-function isTmpReclaimed(): boolean {
-  if (!config.privateTmpfs) return true;
-  const { blocks, bfree, bsize } = statfsSync(config.tmpDir);
-  return (blocks - bfree) * bsize <= 1024 * 1024;
-}
-
-/** Between tasks: a synchronous readdir of an (almost always) empty directory beats a thread-pool round trip. */
-async function emptyTmpDir(): Promise<void> {
-  const entries = readdirSync(config.tmpDir);
-  if (entries.length === 0) return;
-  await Promise.all(
-    entries.map((entry) => rm(path.join(config.tmpDir, entry), { recursive: true, force: true })),
-  );
-}
-
 async function runTask(handler: Handler | null, message: Extract<ToSandbox, { type: "run" }>): Promise<void> {
   const controller = new AbortController();
-  running = { taskId: message.taskId, controller };
+  let failWith: (error: unknown) => void = () => {};
+  const failed = new Promise<never>((_, reject) => (failWith = reject));
+  running = { taskId: message.taskId, controller, failWith };
   let result: string | null = null;
   let failure: SandboxFailure | null = null;
   try {
-    result =
-      handler === null
-        ? await runExec(message, controller.signal)
-        : await runNode(handler, message, controller.signal);
+    const value = taskScope.run(message.taskId, () =>
+      handler === null ? runExec(message, controller.signal) : runNode(handler, message, controller.signal),
+    );
+    result = await Promise.race([value, failed]);
     if (Buffer.byteLength(result) > config.maxResultBytes) throw resultTooLarge(Buffer.byteLength(result));
   } catch (error) {
     result = null;
     failure = toFailure(error);
   }
   running = null;
-  if (config.ownPidNamespace) killLeftoverProcesses();
-  await emptyTmpDir();
   send({
     type: "done",
     taskId: message.taskId,
@@ -197,7 +223,7 @@ async function runTask(handler: Handler | null, message: Extract<ToSandbox, { ty
     failure,
     log: log.take(),
     rssBytes: sampleRss(),
-    reusable: isTmpReclaimed(),
+    reusable: !tainted,
   });
 }
 
@@ -218,28 +244,35 @@ function sampleRss(): number {
   return lastRssBytes;
 }
 
+function receive(message: ToSandbox, handler: Handler | null): void {
+  switch (message.type) {
+    case "run":
+      runTask(handler, message).catch((error: unknown) => onUncaught("a failure of the harness", error));
+      break;
+    case "abort":
+      if (running?.taskId === message.taskId) running.controller.abort(new Error(`task ${message.reason}`));
+      break;
+  }
+}
+
 async function main(): Promise<void> {
+  process.on("uncaughtException", (error) => onUncaught("an uncaught exception", error));
+  process.on("unhandledRejection", (error) => onUncaught("an unhandled promise rejection", error));
+  // Without its node the sandbox has nothing to do.
+  channel.on("error", () => process.exit(0));
+  channel.on("end", () => process.exit(0));
   await mkdir(config.tmpDir, { recursive: true });
   await mkdir(config.ioDir, { recursive: true });
   const handler = await loadHandler();
-  process.on("message", (message: ToSandbox) => {
-    switch (message.type) {
-      case "run":
-        void runTask(handler, message);
-        break;
-      case "abort":
-        if (running?.taskId === message.taskId) running.controller.abort(new Error(`task ${message.reason}`));
-        break;
-    }
-  });
-  process.on("disconnect", () => process.exit(0));
+  const decoder = new FrameDecoder(maxFrameFromNodeBytes, (text) =>
+    receive(JSON.parse(text) as ToSandbox, handler),
+  );
+  channel.on("data", (chunk: Buffer) => decoder.push(chunk));
   send({ type: "ready" });
 }
 
 main().catch((error: unknown) => {
   // The node sees the exit before any "ready" and reports this text as the failed start's reason.
-  process.stderr.write(
-    `kiln: the function failed to load: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-  );
+  process.stderr.write(`kiln: the function failed to load: ${describe(error)}\n`);
   process.exit(70);
 });

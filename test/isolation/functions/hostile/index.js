@@ -29,9 +29,97 @@ const connect = (host, port) =>
     socket.on("error", (error) => resolve(error.code));
   });
 
-export default async function hostile(payload) {
+/** A message to the node as the harness would send it: a frame on fd 3 (or, on old nodes, Node's IPC). */
+const sendToNode = (message) => {
+  if (process.send) return process.send(message);
+  const body = Buffer.from(JSON.stringify(message));
+  const header = Buffer.alloc(4);
+  header.writeUInt32BE(body.length);
+  fs.writeSync(3, Buffer.concat([header, body]));
+};
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Payloads seen by a hook on the harness's message events (see "hook-channel"). */
+const seenByHook = [];
+
+export default async function hostile(payload, ctx) {
   switch (payload.action) {
     case "ping":
+      return "pong";
+    case "count":
+      globalThis.tasksSeen = (globalThis.tasksSeen ?? 0) + 1;
+      return globalThis.tasksSeen;
+    case "channel-garbage":
+      fs.writeSync(3, "not json\n");
+      await sleep(2000);
+      return "wrote";
+    case "channel-flood": {
+      const chunk = Buffer.alloc(1024 * 1024, "x".charCodeAt(0));
+      let written = 0;
+      try {
+        for (; written < payload.mb; written++) fs.writeSync(3, chunk);
+      } catch (error) {
+        return { written, error: error.code };
+      }
+      await sleep(2000);
+      return { written };
+    }
+    case "forge-done":
+      sendToNode({
+        type: "done",
+        taskId: ctx.taskId,
+        result: payload.result,
+        failure: null,
+        log: "",
+        rssBytes: 0,
+        reusable: true,
+      });
+      return "forged";
+    case "forge-deep-done":
+      sendToNode({
+        type: "done",
+        taskId: ctx.taskId,
+        result: "[".repeat(payload.depth) + "]".repeat(payload.depth),
+        failure: null,
+        log: "",
+        rssBytes: 0,
+        reusable: true,
+      });
+      return "forged";
+    case "leftover-loop": {
+      // The loop outlives the task unless someone outside the sandbox kills it.
+      process.kill = () => true;
+      spawn("/bin/sh", ["-c", "setsid sh -c 'while :; do sleep 1; done' &"], {
+        detached: true,
+        stdio: "ignore",
+      }).unref();
+      await sleep(300);
+      return "spawned";
+    }
+    case "io-leftover":
+      fs.writeFileSync("/kiln/io/left-behind", "secret of the previous task");
+      return fs.readdirSync("/kiln/io");
+    case "link-out":
+      // Links a reset run from the host would follow out of the sandbox if it followed links.
+      fs.symlinkSync(payload.target, "/tmp/link-out");
+      fs.mkdirSync("/tmp/dir");
+      fs.symlinkSync(payload.target, "/tmp/dir/link-out");
+      fs.symlinkSync(payload.target, "/kiln/io/link-out");
+      return fs.readdirSync("/tmp");
+    case "list-io":
+      return fs.readdirSync("/kiln/io");
+    case "hook-channel":
+      process.send = () => true;
+      process.on("message", (message) => seenByHook.push(message));
+      return "hooked";
+    case "seen-by-hook":
+      return seenByHook.filter((message) => message?.payload?.includes("secret-of-the-next-task"));
+    case "late-rejection":
+      setTimeout(() => Promise.reject(new Error("rejected after the handler returned")), 100);
+      return "returned";
+    case "wait-then-pong":
+      await sleep(payload.ms);
       return "pong";
     case "buffers": {
       const hold = [];
