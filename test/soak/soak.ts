@@ -5,7 +5,7 @@
  * `KILN_SOAK_MAX_RSS_MB` (400), or when sandboxes leak: cgroups, sandbox-uid processes, sandbox
  * directories and the node's file descriptors are counted before and after, once idle sandboxes retire.
  */
-import { readdir, readFile } from "node:fs/promises";
+import { readdir, readFile, readlink } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { packFunction, type Task } from "../../src/client/index.js";
@@ -53,8 +53,32 @@ async function count(server: KilnServer): Promise<Counts> {
     cgroups: cgroupNames.size,
     sandboxProcesses: (await listProcessesByUid(isSandboxUid)).filter((p) => p.state !== "Z").length,
     sandboxDirs: (await readdir(path.join(server.dataDir, "sandboxes")).catch(() => [])).length,
-    fds: (await readdir(`/proc/${server.pid}/fd`)).length,
+    fds: await countFdsBesidesHttp(server),
   };
+}
+
+/**
+ * The node's open descriptors, less its HTTP connections (the load's keep-alive sockets come and go
+ * with the client): a sandbox's channel, pipes or files left open would count.
+ */
+async function countFdsBesidesHttp(server: KilnServer): Promise<number> {
+  const port = Number(new URL(server.url).port);
+  const httpInodes = new Set<string>();
+  for (const table of ["tcp", "tcp6"]) {
+    const lines = (await readFile(`/proc/${server.pid}/net/${table}`, "utf8").catch(() => "")).split("\n");
+    for (const line of lines.slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      const localPort = parseInt(fields[1]?.split(":")[1] ?? "", 16);
+      if (localPort === port && fields[9] !== undefined) httpInodes.add(fields[9]);
+    }
+  }
+  let count = 0;
+  for (const fd of await readdir(`/proc/${server.pid}/fd`)) {
+    const target = await readlink(`/proc/${server.pid}/fd/${fd}`).catch(() => "");
+    const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+    if (inode === undefined || !httpInodes.has(inode)) count += 1;
+  }
+  return count;
 }
 
 async function rssMb(pid: number): Promise<number> {
@@ -171,7 +195,7 @@ async function main(): Promise<void> {
       ...(after.sandboxDirs > before.sandboxDirs
         ? [`${after.sandboxDirs - before.sandboxDirs} sandbox dirs left`]
         : []),
-      // A few descriptors come and go with HTTP keep-alive and the database; a leak grows with the tasks.
+      // A few come and go (the database, the log); a leak grows with the tasks.
       ...(after.fds > before.fds + 16 ? [`file descriptors grew from ${before.fds} to ${after.fds}`] : []),
     ];
     if (normalFailures.length > 5)
