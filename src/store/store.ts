@@ -201,6 +201,13 @@ export interface Store {
    * again, or ends `failed` once it has been lost `maxLostAttempts` times. Returns how many were lost.
    */
   recoverInterruptedTasks(now: Date, maxLostAttempts: number): Promise<number>;
+  /**
+   * Queues again attempts this node started and gives up before they ended (a graceful stop whose grace
+   * ran out): they leave no attempt behind, are neither charged nor `lost`, and the attempt number goes
+   * back, so the next claim runs the same attempt again. Like an end, it applies only to the attempt
+   * that is still the task's running one. Returns the lanes the tasks joined.
+   */
+  handBackTasks(attempts: { taskId: string; attempt: number }[]): Promise<Lane[]>;
   /** Cancels a task that has not started; returns the task as it is afterwards (null if unknown). */
   cancelPendingTask(project: string, id: string, now: Date): Promise<Task | null>;
   /** Queues a finished task again for a new attempt; returns it as it is afterwards (null if unknown). */

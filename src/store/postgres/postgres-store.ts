@@ -696,6 +696,26 @@ export class PostgresStore implements Store {
     return recovery;
   }
 
+  async handBackTasks(attempts: { taskId: string; attempt: number }[]): Promise<Lane[]> {
+    if (attempts.length === 0) return [];
+    // $1, $2 one array element per attempt; $3 this node (fenced like an attempt's end)
+    const { rows } = await this.db.query<LaneRow>({
+      text: `UPDATE tasks t
+             SET state = 'queued', attempt = t.attempt - 1, attempt_started_at = NULL, progress = NULL,
+                 node_id = NULL,
+                 started_at = CASE WHEN t.attempt = 1 THEN NULL ELSE t.started_at END,
+                 start_latency_ms = CASE WHEN t.attempt = 1 THEN NULL ELSE t.start_latency_ms END
+             FROM unnest($1::text[], $2::int[]) AS e(task_id, attempt)
+             WHERE t.id = e.task_id AND t.state = 'running' AND t.attempt = e.attempt AND t.node_id = $3
+             RETURNING t.project, t.function_name, t.revision`,
+      values: [attempts.map((a) => a.taskId), attempts.map((a) => a.attempt), this.nodeId],
+    });
+    const lanes = distinctLanes(rows);
+    // Announced at once: the other nodes start them without waiting for a poll.
+    if (lanes.length > 0) this.announce.lanes(lanes);
+    return lanes;
+  }
+
   async cancelPendingTask(project: string, id: string, now: Date): Promise<Task | null> {
     // $1 project, $2 task, $3 now
     const { rows } = await this.db.query<TaskRow & { awaited: boolean }>({
