@@ -107,6 +107,24 @@ export class KilnServer {
     await this.exited;
   }
 
+  /** Sends the server process a signal (SIGTERM, SIGINT) and returns at once. */
+  signal(signal: NodeJS.Signals): void {
+    this.child?.kill(signal);
+  }
+
+  /** Resolves once the server process has exited; rejects if it still runs after `timeoutMs`. */
+  async waitForExit(timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the server still runs after ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      await Promise.race([this.exited, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Starts the server again on the same data directory (stopping it first if it still runs). */
   async restart(): Promise<void> {
     await this.terminate();
@@ -174,6 +192,8 @@ export class KilnServer {
     if (this.options.examples) args.push("--examples");
     if (this.options.maxWorkers !== undefined) args.push("--max-workers", String(this.options.maxWorkers));
     args.push(...(this.options.args ?? []));
+    // No grace by default: a test's stop hands running tasks back at once instead of waiting for them.
+    env.KILN_SHUTDOWN_GRACE_S = "0";
     Object.assign(env, this.options.env);
     const child = spawn(process.execPath, args, { cwd: repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
