@@ -248,3 +248,22 @@ export class StoreUnavailableError extends Error {
     this.name = "StoreUnavailableError";
   }
 }
+
+/**
+ * The database refuses writes: the disk holding it is full, or it (or its directory) is read-only.
+ * The refused change was rolled back whole; writes work again once space is freed or the directory is
+ * writable. Callers that retry an unavailable store retry this too.
+ */
+export class StoreWriteRefusedError extends StoreUnavailableError {
+  constructor(
+    readonly reason: "full" | "read_only",
+    cause: unknown,
+  ) {
+    super(cause);
+    this.name = "StoreWriteRefusedError";
+    this.message =
+      reason === "full"
+        ? "the disk holding the data directory is full: nothing was written; free some space and retry"
+        : "the data directory is read-only: nothing was written; make it writable and retry";
+  }
+}

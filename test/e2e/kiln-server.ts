@@ -29,6 +29,8 @@ export interface KilnServerOptions {
   args?: string[];
   /** More environment variables for the server. */
   env?: Record<string, string>;
+  /** An existing directory to use as the data directory (the test removes it); a fresh temporary one when unset. */
+  dataDir?: string;
 }
 
 /** A process on this machine, as /proc shows it. */
@@ -79,7 +81,7 @@ export class KilnServer {
 
   /** Starts a server on a new temporary data directory. */
   static async start(options: KilnServerOptions = {}): Promise<KilnServer> {
-    const dataDir = await mkdtemp(path.join(tmpdir(), "kiln-e2e-"));
+    const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), "kiln-e2e-")));
     const server = new KilnServer(dataDir, options);
     try {
       server.sandboxUidProcessesBefore = new Set((await listProcessesByUid(isSandboxUid)).map(processKey));
@@ -152,7 +154,8 @@ export class KilnServer {
       }
     }
     this.removed = true;
-    await rm(this.dataDir, { recursive: true, force: true, maxRetries: 3 });
+    if (this.options.dataDir === undefined)
+      await rm(this.dataDir, { recursive: true, force: true, maxRetries: 3 });
     if (wasRunning && leftovers.length > 0) {
       throw new Error(
         `the server stopped but left processes behind: ${leftovers.map((p) => `${p.pid} ${p.cmdline}`).join("; ")}`,

@@ -19,6 +19,7 @@ import type {
   TaskQuery,
 } from "../store.js";
 import { GroupCommit } from "./group-commit.js";
+import { writeNow } from "./sqlite-errors.js";
 import { migrations } from "./migrations/index.js";
 import {
   decodeCursor,
@@ -253,7 +254,7 @@ export class SqliteStore implements Store {
     // A claim commits at once (at NORMAL, no fsync): the dispatcher already claims for all idle
     // sandboxes of a lane in one call, and waiting for the group commit would put a turn of the event
     // loop on the path of every task's start.
-    return Promise.resolve(this.claimNow(lane, limit, now, options));
+    return writeNow(() => this.claimNow(lane, limit, now, options));
   }
 
   // One writer (this process) and synchronous statements: no two claims can interleave.
@@ -347,11 +348,13 @@ export class SqliteStore implements Store {
   }
 
   releaseDueTasks(now: Date): Promise<Lane[]> {
-    const rows = this.sql<[number], LaneRow>(
-      `UPDATE tasks SET state = 'queued' WHERE state = 'delayed' AND run_at <= ?
-         RETURNING project, function_name, revision`,
-    ).all(now.getTime());
-    return Promise.resolve(distinctLanes(rows));
+    return writeNow(() => {
+      const rows = this.sql<[number], LaneRow>(
+        `UPDATE tasks SET state = 'queued' WHERE state = 'delayed' AND run_at <= ?
+           RETURNING project, function_name, revision`,
+      ).all(now.getTime());
+      return distinctLanes(rows);
+    });
   }
 
   nextRunAt(): Promise<Date | null> {
