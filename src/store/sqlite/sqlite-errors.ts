@@ -15,9 +15,8 @@ export function toStoreError(error: unknown): unknown {
 
 /** Runs `write` now, as a promise; a full disk or read-only file rejects as a `StoreWriteRefusedError`. */
 export function writeNow<T>(write: () => T): Promise<T> {
-  try {
-    return Promise.resolve(write());
-  } catch (error) {
-    return Promise.reject(toStoreError(error));
-  }
+  // The executor runs `write` at once; what it throws becomes the rejection.
+  return new Promise<T>((resolve) => resolve(write())).catch((error: unknown) => {
+    throw toStoreError(error);
+  });
 }
