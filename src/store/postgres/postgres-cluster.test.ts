@@ -207,13 +207,15 @@ describe("nodes sharing one PostgreSQL schema", { timeout: 30_000, skip: skipWit
     heardByA.known = [task.id];
     const [claimed] = await a.claimTasks(lane, 1, at(1));
     await waitFor(() => Promise.resolve(heardByB.started.includes(task.id)), "node b hears the start");
+    // A cancel request is answered true only when a live node runs the task, which then hears it.
+    assert.equal(await heardByB.cluster?.requestCancel(task.id), true);
+    await waitFor(() => Promise.resolve(heardByA.cancelled.includes(task.id)), "node a hears the cancel");
     await a.finishAttempts([
       { taskId: task.id, attempt: claimed!.attempt, startedAt: at(1), finishedAt: at(2), ...succeeded },
     ]);
     await waitFor(() => Promise.resolve(heardByB.ended.includes(task.id)), "node b hears the end");
-
-    assert.equal(await heardByB.cluster?.requestCancel("some-task"), true);
-    await waitFor(() => Promise.resolve(heardByA.cancelled.includes("some-task")), "node a hears the cancel");
+    assert.equal(await heardByB.cluster?.requestCancel(task.id), false, "a finished task runs nowhere");
+    assert.equal(await heardByB.cluster?.requestCancel("no-such-task"), false);
     heardByB.cluster?.announceFunctionChanged(project, "hello", true);
     await waitFor(() => Promise.resolve(heardByA.functions.length > 0), "node a hears of the change");
     assert.deepEqual(heardByA.functions, ["default/hello true"]);
