@@ -6,6 +6,7 @@
  */
 import type { FunctionSettings, RevisionSpec } from "../domain/function-settings.js";
 import type { Cluster, ClusterEvents } from "../cluster/cluster.js";
+import { KilnError } from "../domain/errors.js";
 import { decideNextState } from "../domain/retry-policy.js";
 import { isFinal, type Progress, type Task } from "../domain/task.js";
 import type { AttemptResult, Runner } from "../runner/runner.js";
@@ -242,6 +243,7 @@ export class Dispatcher implements ClusterEvents {
    * tasks are claimed in the same commit, so a task that can start at once costs one commit.
    */
   async enqueue(tasks: NewTask[]): Promise<EnqueueResult[]> {
+    await this.refuseTimeoutsAboveTheirPool(tasks);
     const target = this.warmTarget(tasks);
     const { results } =
       target === null
@@ -260,6 +262,32 @@ export class Dispatcher implements ClusterEvents {
       else if (task.state === "delayed") this.delayTimer.arm(task.runAt);
     }
     return results;
+  }
+
+  /**
+   * A task runs in its function's pool, chosen by the function's `timeoutS`. A `timeoutS` override that
+   * would keep a short-pool sandbox busy past the long threshold is refused: such tasks would escape
+   * the long pool's share of the budget that keeps long tasks from starving short ones.
+   */
+  private async refuseTimeoutsAboveTheirPool(tasks: NewTask[]): Promise<void> {
+    const thresholdS = this.options.longTaskThresholdS;
+    for (const task of tasks) {
+      if (task.timeoutS <= thresholdS) continue;
+      const fn = await this.laneFunction({
+        project: task.project,
+        functionName: task.functionName,
+        revision: task.revision,
+      });
+      if (fn === null || fn.settings.timeoutS > thresholdS) continue;
+      throw new KilnError(
+        "BAD_REQUEST",
+        `timeoutS ${task.timeoutS} is more than ${thresholdS}, the longest a task of '${task.functionName}' ` +
+          `may run: the function's own timeoutS (${fn.settings.timeoutS}) keeps it in the pool of short tasks. ` +
+          `Ask for at most ${thresholdS}, or set the function's timeoutS above ${thresholdS} so that its ` +
+          "tasks run in the long pool",
+        { details: { field: "timeoutS", max: thresholdS, functionTimeoutS: fn.settings.timeoutS } },
+      );
+    }
   }
 
   /** The lane new tasks can start in now, with the idle sandboxes they can start on; null for none. */
