@@ -169,20 +169,15 @@ export class Dispatcher implements ClusterEvents {
     this.delayTimer.stop();
   }
 
-  /** Attempts running on this node now. */
-  get runningCount(): number {
-    return this.inFlight.size;
-  }
-
   /**
    * Waits until no attempt runs here, `timeoutMs` has passed or `signal` aborts; `onWaiting` hears how
-   * many still run whenever that number changes. True when none is left.
+   * many still run whenever that number changes.
    */
   async waitForRunningTasks(
     timeoutMs: number,
     signal?: AbortSignal,
     onWaiting?: (running: number, remainingMs: number) => void,
-  ): Promise<boolean> {
+  ): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let timer: NodeJS.Timeout | undefined;
     const givingUp = new Promise<void>((resolve) => {
@@ -197,7 +192,6 @@ export class Dispatcher implements ClusterEvents {
     } finally {
       clearTimeout(timer);
     }
-    return this.inFlight.size === 0;
   }
 
   /**
@@ -225,8 +219,7 @@ export class Dispatcher implements ClusterEvents {
   async handBack(attempts: { taskId: string; attempt: number }[]): Promise<number> {
     if (attempts.length === 0) return 0;
     try {
-      await this.store.handBackTasks(attempts);
-      return attempts.length;
+      return await this.store.handBackTasks(attempts);
     } catch (error) {
       reportStoreError("handing back running tasks", error);
       return 0;

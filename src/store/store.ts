@@ -205,9 +205,9 @@ export interface Store {
    * Queues again attempts this node started and gives up before they ended (a graceful stop whose grace
    * ran out): they leave no attempt behind, are neither charged nor `lost`, and the attempt number goes
    * back, so the next claim runs the same attempt again. Like an end, it applies only to the attempt
-   * that is still the task's running one. Returns the lanes the tasks joined.
+   * that is still the task's running one. Returns how many were handed back.
    */
-  handBackTasks(attempts: { taskId: string; attempt: number }[]): Promise<Lane[]>;
+  handBackTasks(attempts: { taskId: string; attempt: number }[]): Promise<number>;
   /** Cancels a task that has not started; returns the task as it is afterwards (null if unknown). */
   cancelPendingTask(project: string, id: string, now: Date): Promise<Task | null>;
   /** Queues a finished task again for a new attempt; returns it as it is afterwards (null if unknown). */

@@ -711,8 +711,8 @@ export class PostgresStore implements Store {
     return recovery;
   }
 
-  async handBackTasks(attempts: { taskId: string; attempt: number }[]): Promise<Lane[]> {
-    if (attempts.length === 0) return [];
+  async handBackTasks(attempts: { taskId: string; attempt: number }[]): Promise<number> {
+    if (attempts.length === 0) return 0;
     // $1, $2 one array element per attempt; $3 this node (fenced like an attempt's end)
     const { rows } = await this.db.query<LaneRow>({
       text: `UPDATE tasks t
@@ -728,7 +728,7 @@ export class PostgresStore implements Store {
     const lanes = distinctLanes(rows);
     // Announced at once: the other nodes start them without waiting for a poll.
     if (lanes.length > 0) this.announce.lanes(lanes);
-    return lanes;
+    return rows.length;
   }
 
   async cancelPendingTask(project: string, id: string, now: Date): Promise<Task | null> {

@@ -418,16 +418,18 @@ export class SqliteStore implements Store {
     }, true);
   }
 
-  handBackTasks(attempts: { taskId: string; attempt: number }[]): Promise<Lane[]> {
-    const update = this.sql<unknown[], LaneRow>(
+  handBackTasks(attempts: { taskId: string; attempt: number }[]): Promise<number> {
+    const update = this.sql(
       `UPDATE tasks
        SET state = 'queued', attempt = attempt - 1, attempt_started_at = NULL, progress = NULL,
            started_at = CASE WHEN attempt = 1 THEN NULL ELSE started_at END,
            start_latency_ms = CASE WHEN attempt = 1 THEN NULL ELSE start_latency_ms END
-       WHERE id = @taskId AND state = 'running' AND attempt = @attempt
-       RETURNING project, function_name, revision`,
+       WHERE id = @taskId AND state = 'running' AND attempt = @attempt`,
     );
-    return this.commits.write(() => distinctLanes(attempts.flatMap((attempt) => update.all(attempt))), true);
+    return this.commits.write(
+      () => attempts.reduce((count, attempt) => count + update.run(attempt).changes, 0),
+      true,
+    );
   }
 
   cancelPendingTask(project: string, id: string, now: Date): Promise<Task | null> {
