@@ -81,10 +81,11 @@ it in <data dir>/admin-token, where the other kiln commands on this machine find
       const stopNow = new AbortController();
       let stopping = false;
       const stop = (signal: NodeJS.Signals) => {
-        // A second signal while waiting means the person does not want to wait: running tasks are
-        // handed back at once, and the node still closes its database cleanly.
-        // A third: exit without closing the database; running tasks are recovered as `lost` at the next start.
+        // A third signal: exit without closing the database (running tasks are recovered as `lost`
+        // at the next start).
         if (stopNow.signal.aborted) process.exit(1);
+        // A second: the person does not want to wait. Running tasks are handed back at once, and the
+        // node still closes its database cleanly.
         if (stopping) {
           process.stderr.write(`${signal}: stopping now\n`);
           stopNow.abort();
