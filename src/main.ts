@@ -8,13 +8,14 @@ import type { FastifyInstance } from "fastify";
 import { deployFunction } from "./api/deploy-function.js";
 import { buildApi } from "./api/server.js";
 import type { Cluster } from "./cluster/cluster.js";
+import { DataDirLock } from "./cluster/data-dir-lock.js";
 import { SingleNode } from "./cluster/single-node.js";
 import type { Config } from "./config/config.js";
 import { CallbackSender } from "./dispatch/callback-sender.js";
 import { Dispatcher } from "./dispatch/dispatcher.js";
 import { chooseSandboxBackend } from "./runner/choose-sandbox-backend.js";
 import { RevisionCache } from "./runner/revision-cache.js";
-import type { IsolationLevel } from "./runner/sandbox-backend.js";
+import type { IsolationLevel, SandboxBackend } from "./runner/sandbox-backend.js";
 import { Runner } from "./runner/runner.js";
 import { SandboxPool } from "./runner/sandbox-pool.js";
 import { PostgresCluster } from "./store/postgres/postgres-cluster.js";
@@ -34,7 +35,22 @@ export interface RunningNode {
   warnings: string[];
   app: FastifyInstance;
   dispatcher: Dispatcher;
-  close(): Promise<void>;
+  /**
+   * Stops the node gracefully: no more claims at once, running tasks get `graceMs` (default 0) to finish,
+   * then the rest are handed back (queued again, not `lost`, not charged) and the node exits. API calls
+   * are still served meanwhile: new tasks are accepted (they are durable, and run on another node or at
+   * the next start). `signal` cuts the grace short.
+   */
+  close(options?: CloseOptions): Promise<void>;
+}
+
+export interface CloseOptions {
+  graceMs?: number;
+  signal?: AbortSignal;
+  /** Hears how many tasks the stop waits for, and for how much longer at most, whenever that changes. */
+  onWaiting?: (running: number, remainingMs: number) => void;
+  /** Hears how many tasks were handed back once the grace is over (not called when none were). */
+  onHandedBack?: (count: number) => void;
 }
 
 const processIsolationWarning =
@@ -62,6 +78,22 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
     );
   }
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const lock = await DataDirLock.acquire(config.dataDir);
+  try {
+    return await startOnLockedDir(config, lock, backend, reason);
+  } catch (error) {
+    await lock.release();
+    throw error;
+  }
+}
+
+async function startOnLockedDir(
+  config: Readonly<Config>,
+  lock: DataDirLock,
+  backend: SandboxBackend,
+  reason: string,
+): Promise<RunningNode> {
+  const isolation = backend.level;
   const { token, generated } = await resolveToken(config);
 
   const { store, cluster } = await openStore(config);
@@ -134,14 +166,20 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
     warnings: isolation === "process" ? [processIsolationWarning] : [],
     app,
     dispatcher: running,
-    async close() {
+    async close({ graceMs = 0, signal, onWaiting, onHandedBack }: CloseOptions = {}) {
+      running.stopClaiming();
+      await running.waitForRunningTasks(graceMs, signal, onWaiting);
       running.stop();
+      const unfinished = running.unfinishedAttempts();
       callbacks.stop();
       await app.close();
       await pool.close();
       await running.settle();
+      const handedBack = await running.handBack(unfinished);
+      if (handedBack > 0) onHandedBack?.(handedBack);
       await cluster.leave();
       await store.close();
+      await lock.release();
     },
   };
 }

@@ -1,7 +1,7 @@
 /** Maps every failure to the one error shape `{ error: { code, message, details } }`. */
 import type { FastifyError, FastifyInstance } from "fastify";
 import { errorCatalog, KilnError, type ErrorCode } from "../domain/errors.js";
-import { StoreUnavailableError } from "../store/store.js";
+import { StoreUnavailableError, StoreWriteRefusedError } from "../store/store.js";
 
 const fastifyCodes: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: "INVALID_JSON",
@@ -14,7 +14,7 @@ const fastifyCodes: Record<string, ErrorCode> = {
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError | KilnError | StoreUnavailableError, request, reply) => {
     const { code, message, details } = toApiError(error);
-    if (code === "STORE_UNAVAILABLE") void reply.header("retry-after", "1");
+    if (error instanceof StoreUnavailableError) void reply.header("retry-after", "1");
     else if (errorCatalog[code].status >= 500) request.log.error({ err: error }, "request failed");
     return reply
       .status(errorCatalog[code].status)
@@ -37,7 +37,15 @@ function toApiError(error: FastifyError | KilnError | StoreUnavailableError): {
   details?: unknown;
 } {
   if (error instanceof KilnError) return { code: error.code, message: error.message, details: error.details };
+  if (error instanceof StoreWriteRefusedError) {
+    return { code: error.reason === "full" ? "STORAGE_FULL" : "STORE_READ_ONLY", message: error.message };
+  }
   if (error instanceof StoreUnavailableError) return { code: "STORE_UNAVAILABLE", message: error.message };
+  const fsCode = (error as { code?: unknown }).code;
+  // The data directory's own files (revisions, scratch space of a deploy) hit the same walls.
+  if (fsCode === "ENOSPC" || fsCode === "EDQUOT" || fsCode === "EROFS") {
+    return toApiError(new StoreWriteRefusedError(fsCode === "EROFS" ? "read_only" : "full", error));
+  }
   if (error.validation !== undefined) {
     return {
       code: "BAD_REQUEST",

@@ -42,10 +42,13 @@ export interface Cluster {
   /** Registers this node and starts its heartbeats; `events` is called from then on. */
   join(events: ClusterEvents): Promise<void>;
   listNodes(): Promise<NodeRecord[]>;
-  /** Asks the other nodes to stop the task's running attempt; false when there are none to ask. */
+  /**
+   * Asks the node running the task to stop its attempt: true when a live node runs it and was asked
+   * (it ends the attempt `cancelled`); false when none does (no other nodes, or it runs nowhere).
+   */
   requestCancel(taskId: string): Promise<boolean>;
   /** Tells the other nodes that a function changed (their cached settings are stale). */
   announceFunctionChanged(project: string, name: string, sandboxesStale: boolean): void;
-  /** Hands what this node was running back to the others and stops. */
+  /** Gives up this node's place; what it still runs (not handed back) is recovered as `lost` at once. */
   leave(): Promise<void>;
 }

@@ -68,6 +68,11 @@ export interface Config {
   longTaskThresholdS: number;
   /** ...which may hold this share of the memory budget, so long tasks cannot starve short ones. */
   longPoolShare: number;
+  /**
+   * On SIGTERM/SIGINT, how long running tasks may take to finish before the node hands them back
+   * (queued again, not `lost`) and exits.
+   */
+  shutdownGraceS: number;
 }
 
 export const defaultConfig: Config = {
@@ -103,6 +108,7 @@ export const defaultConfig: Config = {
   memoryTiersMb: [128, 256, 512, 1024, 2048],
   longTaskThresholdS: 300,
   longPoolShare: 0.5,
+  shutdownGraceS: 30,
 };
 
 const envNames: { [K in keyof Config]?: string } = {
@@ -134,6 +140,7 @@ const envNames: { [K in keyof Config]?: string } = {
   longTaskThresholdS: "KILN_LONG_TASK_THRESHOLD_S",
   longPoolShare: "KILN_LONG_POOL_SHARE",
   workerIdleMs: "KILN_SANDBOX_IDLE_MS",
+  shutdownGraceS: "KILN_SHUTDOWN_GRACE_S",
 };
 
 /** Builds the configuration from defaults, then `env`, then `overrides` (flags). */

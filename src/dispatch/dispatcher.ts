@@ -6,6 +6,7 @@
  */
 import type { FunctionSettings, RevisionSpec } from "../domain/function-settings.js";
 import type { Cluster, ClusterEvents } from "../cluster/cluster.js";
+import { KilnError } from "../domain/errors.js";
 import { decideNextState } from "../domain/retry-policy.js";
 import { isFinal, type Progress, type Task } from "../domain/task.js";
 import type { AttemptResult, Runner } from "../runner/runner.js";
@@ -75,6 +76,9 @@ export class Dispatcher implements ClusterEvents {
   private passScheduled = false;
   private passesRunning = 0;
   private passWanted = false;
+  /** No new claims (a graceful stop began); running attempts finish and their ends are recorded. */
+  private draining = false;
+  /** Ends are no longer recorded: what still runs is handed back (see `handBack`). */
   private stopped = false;
 
   constructor(private readonly options: DispatcherOptions) {
@@ -127,6 +131,7 @@ export class Dispatcher implements ClusterEvents {
     // settings are read again: a change made through another node, unannounced, is seen now.
     this.watch.recheck();
     this.functions.clear();
+    if (this.draining) return;
     void this.releaseDueTasks()
       .then(() => this.store.listReadyLanes())
       .then((lanes) => lanes.forEach((lane) => this.wake(lane)))
@@ -141,7 +146,7 @@ export class Dispatcher implements ClusterEvents {
   /** Starts the sandboxes a function asks to keep warm for its current revision. */
   private async keepWarm(project: string, name: string): Promise<void> {
     const record = await this.store.getFunction(project, name);
-    if (record === null || record.settings.minWarm === 0 || this.stopped) return;
+    if (record === null || record.settings.minWarm === 0 || this.draining) return;
     const lane: Lane = { project, functionName: name, revision: record.currentRevision };
     const fn = await this.laneFunction(lane);
     const spec = fn?.specs.get(lane.revision);
@@ -155,12 +160,70 @@ export class Dispatcher implements ClusterEvents {
     return { spec, settings: fn.settings, tierMb, long: fn.settings.timeoutS > longTaskThresholdS };
   }
 
-  /** Stops taking new tasks; running ones are left to the pool's shutdown (they will be `lost`). */
+  /**
+   * The first step of a graceful stop: no more claims from now on (queued tasks wait for another node
+   * or the next start), while running attempts finish and their ends are recorded as usual.
+   */
+  stopClaiming(): void {
+    this.draining = true;
+    this.delayTimer.stop();
+  }
+
+  /**
+   * Waits until no attempt runs here, `timeoutMs` has passed or `signal` aborts; `onWaiting` hears how
+   * many still run whenever that number changes.
+   */
+  async waitForRunningTasks(
+    timeoutMs: number,
+    signal?: AbortSignal,
+    onWaiting?: (running: number, remainingMs: number) => void,
+  ): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const givingUp = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+      signal?.addEventListener("abort", () => resolve(), { once: true });
+    });
+    try {
+      while (this.inFlight.size > 0 && Date.now() < deadline && signal?.aborted !== true) {
+        onWaiting?.(this.inFlight.size, deadline - Date.now());
+        await Promise.race([givingUp, ...this.inFlight]);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Stops recording ends: attempts still running are to be handed back once their sandboxes are
+   * stopped (see `handBack`), and waiters get their task as it is now.
+   */
   stop(): void {
+    this.draining = true;
     this.stopped = true;
     this.ends.stop();
     this.delayTimer.stop();
     this.watch.stop();
+  }
+
+  /** The attempts started here whose end is not recorded: what `handBack` gives back after `stop`. */
+  unfinishedAttempts(): { taskId: string; attempt: number }[] {
+    return [...this.ownTasks].map(([taskId, attempt]) => ({ taskId, attempt }));
+  }
+
+  /**
+   * Queues the given attempts again, not counted as `lost` nor charged (their sandboxes are stopped).
+   * Returns how many were handed back; those it could not (the database is down) are recovered as
+   * `lost` later, by the next start of this node or by another node once this node's lease expires.
+   */
+  async handBack(attempts: { taskId: string; attempt: number }[]): Promise<number> {
+    if (attempts.length === 0) return 0;
+    try {
+      return await this.store.handBackTasks(attempts);
+    } catch (error) {
+      reportStoreError("handing back running tasks", error);
+      return 0;
+    }
   }
 
   /** Waits until every attempt end in progress has been recorded. */
@@ -173,6 +236,7 @@ export class Dispatcher implements ClusterEvents {
    * tasks are claimed in the same commit, so a task that can start at once costs one commit.
    */
   async enqueue(tasks: NewTask[]): Promise<EnqueueResult[]> {
+    await this.refuseTimeoutsAboveTheirPool(tasks);
     const target = this.warmTarget(tasks);
     const { results } =
       target === null
@@ -193,10 +257,36 @@ export class Dispatcher implements ClusterEvents {
     return results;
   }
 
+  /**
+   * A task runs in its function's pool, chosen by the function's `timeoutS`. A `timeoutS` override that
+   * would keep a short-pool sandbox busy past the long threshold is refused: such tasks would escape
+   * the long pool's share of the budget that keeps long tasks from starving short ones.
+   */
+  private async refuseTimeoutsAboveTheirPool(tasks: NewTask[]): Promise<void> {
+    const thresholdS = this.options.longTaskThresholdS;
+    for (const task of tasks) {
+      if (task.timeoutS <= thresholdS) continue;
+      const fn = await this.laneFunction({
+        project: task.project,
+        functionName: task.functionName,
+        revision: task.revision,
+      });
+      if (fn === null || fn.settings.timeoutS > thresholdS) continue;
+      throw new KilnError(
+        "BAD_REQUEST",
+        `timeoutS ${task.timeoutS} is more than ${thresholdS}, the longest a task of '${task.functionName}' ` +
+          `may run: the function's own timeoutS (${fn.settings.timeoutS}) keeps it in the pool of short tasks. ` +
+          `Ask for at most ${thresholdS}, or set the function's timeoutS above ${thresholdS} so that its ` +
+          "tasks run in the long pool",
+        { details: { field: "timeoutS", max: thresholdS, functionTimeoutS: fn.settings.timeoutS } },
+      );
+    }
+  }
+
   /** The lane new tasks can start in now, with the idle sandboxes they can start on; null for none. */
   private warmTarget(tasks: NewTask[]) {
     const first = tasks.find((task) => task.runAt <= task.createdAt);
-    if (first === undefined || this.stopped) return null;
+    if (first === undefined || this.draining) return null;
     const lane: Lane = { project: first.project, functionName: first.functionName, revision: first.revision };
     const key = functionKey(lane.project, lane.functionName);
     const fn = this.functions.get(key);
@@ -311,7 +401,7 @@ export class Dispatcher implements ClusterEvents {
    * together are refilled by one claim.
    */
   wake(lane: Lane, now = false): void {
-    if (this.stopped) return;
+    if (this.draining) return;
     const key = laneKey(lane);
     this.readyLanes.set(key, lane);
     this.laneWakes.set(key, (this.laneWakes.get(key) ?? 0) + 1);
@@ -319,7 +409,7 @@ export class Dispatcher implements ClusterEvents {
   }
 
   private schedulePass(now = false): void {
-    if (this.stopped) return;
+    if (this.draining) return;
     if (now && this.passesRunning < maxConcurrentPasses) {
       void this.pass();
       return;
@@ -340,7 +430,7 @@ export class Dispatcher implements ClusterEvents {
     this.passesRunning += 1;
     try {
       for (const [key, lane] of [...this.readyLanes]) {
-        if (this.stopped) return;
+        if (this.draining) return;
         const wakes = this.laneWakes.get(key);
         const drained = await this.dispatchLane(lane);
         // Woken meanwhile (a task enqueued after the claim read the lane, or while another pass held the
@@ -420,7 +510,7 @@ export class Dispatcher implements ClusterEvents {
     const done = this.runner
       .run(task, sandbox, onProgress)
       .then((result) => {
-        // A node shutting down kills its sandboxes: those attempts are `lost` (recovered at the next start), not failed.
+        // A node whose grace ran out kills its sandboxes: those attempts are handed back, not failed.
         if (this.stopped) return;
         this.runningPerFunction.set(key, (this.runningPerFunction.get(key) ?? 1) - 1);
         this.pool.release(sandbox);
@@ -469,6 +559,7 @@ export class Dispatcher implements ClusterEvents {
 
   /** A sandbox could not start: the next task of the lane fails with the reason, as its attempt would. */
   async failStart(lane: Lane, reason: string): Promise<void> {
+    if (this.draining) return;
     const fn = await this.laneFunction(lane);
     const [task] = await this.store.claimTasks(lane, 1, new Date());
     if (fn === null || task === undefined) return;
@@ -483,7 +574,7 @@ export class Dispatcher implements ClusterEvents {
   }
 
   private async releaseDueTasks(): Promise<void> {
-    if (this.stopped) return;
+    if (this.draining) return;
     try {
       for (const lane of await this.store.releaseDueTasks(new Date())) this.wake(lane);
       const next = await this.store.nextRunAt();

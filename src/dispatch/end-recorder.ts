@@ -2,6 +2,11 @@
  * Records attempt ends: those that arrive in one turn of the event loop share one commit, and while
  * the database is unavailable they are kept and retried, so a node that loses its database for a while
  * still reports what its sandboxes did once it is back. Retrying is safe: ends are fenced by attempt.
+ *
+ * An end the store refuses for another reason (a constraint, a full disk, a bug) is tried again a few
+ * times, then alone (so one bad end cannot hold back its neighbours), and finally recorded as a
+ * `crashed` failure carrying the reason: a task never stays `running`, holding a concurrency slot of
+ * its function, because its outcome could not be written.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { StoreUnavailableError, type AttemptEnd, type Store } from "../store/store.js";
@@ -15,15 +20,17 @@ interface PendingEnd {
 const maxBatch = 500;
 const firstRetryMs = 50;
 const maxRetryMs = 2000;
+/** Tries of an end the store refuses for a reason other than being unavailable (~350 ms in all). */
+const refusedTries = 4;
 
 export class EndRecorder {
   private pending: PendingEnd[] = [];
   private flushing = false;
   private stopped = false;
 
-  constructor(private readonly store: Store) {}
+  constructor(private readonly store: Pick<Store, "finishAttempts">) {}
 
-  /** Resolves once the end is committed. */
+  /** Resolves once the end, or the `crashed` failure standing in for it, is committed. */
   record(end: AttemptEnd): Promise<void> {
     return new Promise((resolve, reject) => {
       this.pending.push({ end, resolve, reject });
@@ -34,7 +41,7 @@ export class EndRecorder {
     });
   }
 
-  /** Stops retrying: ends not recorded yet fail (their tasks are recovered as `lost`). */
+  /** Stops retrying: ends not recorded yet fail (their tasks are handed back or recovered as `lost`). */
   stop(): void {
     this.stopped = true;
   }
@@ -46,21 +53,67 @@ export class EndRecorder {
         await this.commit(batch.map(({ end }) => end));
         batch.forEach(({ resolve }) => resolve());
       } catch (error) {
-        batch.forEach(({ reject }) => reject(error));
+        if (error instanceof StoreUnavailableError || this.stopped) {
+          batch.forEach(({ reject }) => reject(error));
+        } else {
+          await Promise.all(batch.map((pending) => this.recordAlone(pending)));
+        }
       }
     }
     this.flushing = false;
   }
 
+  /** One end the store refused in a batch: tried alone, then replaced by a `crashed` failure. */
+  private async recordAlone({ end, resolve, reject }: PendingEnd): Promise<void> {
+    try {
+      await this.commit([end]);
+      resolve();
+      return;
+    } catch (error) {
+      if (error instanceof StoreUnavailableError || this.stopped) {
+        reject(error);
+        return;
+      }
+      try {
+        await this.commit([crashedEnd(end, error)]);
+        resolve();
+      } catch (fallbackError) {
+        reject(fallbackError);
+      }
+    }
+  }
+
   private async commit(ends: AttemptEnd[]): Promise<void> {
+    let refusals = 0;
     for (let delayMs = firstRetryMs; ; delayMs = Math.min(delayMs * 2, maxRetryMs)) {
       try {
         await this.store.finishAttempts(ends);
         return;
       } catch (error) {
-        if (!(error instanceof StoreUnavailableError) || this.stopped) throw error;
+        if (this.stopped) throw error;
+        if (!(error instanceof StoreUnavailableError) && ++refusals >= refusedTries) throw error;
         await sleep(delayMs);
       }
     }
   }
+}
+
+/**
+ * What is recorded when an attempt's end cannot be: the attempt `crashed` with the store's reason, and
+ * the task `failed` (not retried: an end refused once for its content would be refused again).
+ */
+function crashedEnd(end: AttemptEnd, error: unknown): AttemptEnd {
+  const reason = error instanceof Error ? error.message : String(error);
+  return {
+    ...end,
+    outcome: "crashed",
+    failure: {
+      kind: "crashed",
+      message: `the outcome of this attempt (${end.outcome}) could not be recorded: ${reason.slice(0, 500)}`,
+      retryable: false,
+    },
+    result: null,
+    log: "",
+    next: { state: "failed" },
+  };
 }

@@ -41,6 +41,14 @@ export const errorCatalog = {
     summary:
       "The node cannot reach its database right now (restarting, connection lost); retry after Retry-After.",
   },
+  STORAGE_FULL: {
+    status: 503,
+    summary: "The disk holding the node's data is full: nothing was written; retry once space is freed.",
+  },
+  STORE_READ_ONLY: {
+    status: 503,
+    summary: "The node's data directory is read-only: nothing was written; retry once it is writable.",
+  },
   INTERNAL: { status: 500, summary: "An unexpected server error; the server log has the details." },
 } as const satisfies Record<string, { status: number; summary: string }>;
 

@@ -201,6 +201,13 @@ export interface Store {
    * again, or ends `failed` once it has been lost `maxLostAttempts` times. Returns how many were lost.
    */
   recoverInterruptedTasks(now: Date, maxLostAttempts: number): Promise<number>;
+  /**
+   * Queues again attempts this node started and gives up before they ended (a graceful stop whose grace
+   * ran out): they leave no attempt behind, are neither charged nor `lost`, and the attempt number goes
+   * back, so the next claim runs the same attempt again. Like an end, it applies only to the attempt
+   * that is still the task's running one. Returns how many were handed back.
+   */
+  handBackTasks(attempts: { taskId: string; attempt: number }[]): Promise<number>;
   /** Cancels a task that has not started; returns the task as it is afterwards (null if unknown). */
   cancelPendingTask(project: string, id: string, now: Date): Promise<Task | null>;
   /** Queues a finished task again for a new attempt; returns it as it is afterwards (null if unknown). */
@@ -239,5 +246,24 @@ export class StoreUnavailableError extends Error {
       cause,
     });
     this.name = "StoreUnavailableError";
+  }
+}
+
+/**
+ * The database refuses writes: the disk holding it is full, or it (or its directory) is read-only.
+ * The refused change was rolled back whole; writes work again once space is freed or the directory is
+ * writable. Callers that retry an unavailable store retry this too.
+ */
+export class StoreWriteRefusedError extends StoreUnavailableError {
+  constructor(
+    readonly reason: "full" | "read_only",
+    cause: unknown,
+  ) {
+    super(cause);
+    this.name = "StoreWriteRefusedError";
+    this.message =
+      reason === "full"
+        ? "the disk holding the data directory is full: nothing was written; free some space and retry"
+        : "the data directory is read-only: nothing was written; make it writable and retry";
   }
 }

@@ -30,6 +30,8 @@ export interface KilnServerOptions {
   args?: string[];
   /** More environment variables for the server. */
   env?: Record<string, string>;
+  /** An existing directory to use as the data directory (the test removes it); a fresh temporary one when unset. */
+  dataDir?: string;
 }
 
 /** A process on this machine, as /proc shows it. */
@@ -81,7 +83,7 @@ export class KilnServer {
 
   /** Starts a server on a new temporary data directory. */
   static async start(options: KilnServerOptions = {}): Promise<KilnServer> {
-    const dataDir = await mkdtemp(path.join(tmpdir(), "kiln-e2e-"));
+    const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), "kiln-e2e-")));
     const server = new KilnServer(dataDir, options);
     try {
       server.sandboxUidProcessesBefore = new Set((await listProcessesByUid(isSandboxUid)).map(processKey));
@@ -107,6 +109,24 @@ export class KilnServer {
     if (!this.running) return;
     this.child?.kill("SIGKILL");
     await this.exited;
+  }
+
+  /** Sends the server process a signal (SIGTERM, SIGINT) and returns at once. */
+  signal(signal: NodeJS.Signals): void {
+    this.child?.kill(signal);
+  }
+
+  /** Resolves once the server process has exited; rejects if it still runs after `timeoutMs`. */
+  async waitForExit(timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the server still runs after ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      await Promise.race([this.exited, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Starts the server again on the same data directory (stopping it first if it still runs). */
@@ -136,7 +156,8 @@ export class KilnServer {
       }
     }
     this.removed = true;
-    await rm(this.dataDir, { recursive: true, force: true, maxRetries: 3 });
+    if (this.options.dataDir === undefined)
+      await rm(this.dataDir, { recursive: true, force: true, maxRetries: 3 });
     if (wasRunning && leftovers.length > 0) {
       throw new Error(
         `the server stopped but left processes behind: ${leftovers.map((p) => `${p.pid} ${p.cmdline}`).join("; ")}`,
@@ -176,6 +197,8 @@ export class KilnServer {
     if (this.options.examples) args.push("--examples");
     if (this.options.maxWorkers !== undefined) args.push("--max-workers", String(this.options.maxWorkers));
     args.push(...(this.options.args ?? []));
+    // No grace by default: a test's stop hands running tasks back at once instead of waiting for them.
+    env.KILN_SHUTDOWN_GRACE_S = "0";
     Object.assign(env, this.options.env);
     const child = spawn(process.execPath, args, { cwd: repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;

@@ -47,7 +47,11 @@ export function invokeRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
         const [enqueued] = await dispatcher.enqueue([{ ...task, awaited: true }]);
         if (request.query.cancelOnDisconnect === true) {
           reply.raw.once("close", () => {
-            if (!reply.raw.writableFinished) void dispatcher.cancel(project, task.id);
+            if (reply.raw.writableFinished) return;
+            // Nobody awaits this promise: a failure must be logged here, or it would end the process.
+            dispatcher.cancel(project, task.id).catch((error: unknown) => {
+              request.log.warn({ err: error, taskId: task.id }, "cancelling on disconnect failed");
+            });
           });
         }
         // A warm sandbox took the task in the enqueue's own commit: admitted already.

@@ -14,6 +14,7 @@ const options = {
   isolation: { type: "string" },
   database: { type: "string" },
   "allow-weak-isolation": { type: "boolean" },
+  "shutdown-grace": { type: "string" },
 } as const;
 
 export const serveCommand: Command = {
@@ -21,7 +22,7 @@ export const serveCommand: Command = {
   summary: "run a Kiln server (API, dispatcher and workers) on this machine",
   usage: `Usage: kiln serve [--host H] [--port P] [--data-dir D] [--max-workers N] [--examples]
 
-Runs a Kiln node until Ctrl-C. On the first start it generates an admin token, prints it once and keeps
+Runs a Kiln node until Ctrl-C. One node per data directory: a second one started on it is refused. On the first start it generates an admin token, prints it once and keeps
 it in <data dir>/admin-token, where the other kiln commands on this machine find it.
 
   --host H          address to listen on (env KILN_HOST; default 127.0.0.1)
@@ -36,7 +37,11 @@ it in <data dir>/admin-token, where the other kiln commands on this machine find
                     or process (development only) (env KILN_ISOLATION)
   --allow-weak-isolation
                     allow a non-loopback --host below strong isolation
-  --token T         use this admin token instead of a generated one (env KILN_TOKEN)`,
+  --token T         use this admin token instead of a generated one (env KILN_TOKEN)
+  --shutdown-grace S
+                    on Ctrl-C or SIGTERM, stop taking tasks and give running ones S seconds to finish,
+                    then hand the rest back (queued again, not counted as lost); a second Ctrl-C stops
+                    at once (env KILN_SHUTDOWN_GRACE_S; default 30). Tasks created meanwhile are accepted.`,
 
   async run(args) {
     const { values } = parseCommandArgs("serve", args, options, { required: [] });
@@ -50,6 +55,7 @@ it in <data dir>/admin-token, where the other kiln commands on this machine find
       database: values.database,
       isolation: parseIsolation(values.isolation),
       allowWeakIsolation: values["allow-weak-isolation"],
+      shutdownGraceS: parseIntegerFlag("serve", "shutdown-grace", values["shutdown-grace"], { min: 0 }),
     });
     const { startNode } = await import("../../main.js");
     const node = await startNode(config);
@@ -72,19 +78,42 @@ it in <data dir>/admin-token, where the other kiln commands on this machine find
       writeLine("Press Ctrl-C to stop.");
     }
     return new Promise<number>(() => {
+      const stopNow = new AbortController();
       let stopping = false;
       const stop = (signal: NodeJS.Signals) => {
-        // A second signal while closing means the person does not want to wait for a clean stop.
-        if (stopping) process.exit(1);
+        // A third signal: exit without closing the database (running tasks are recovered as `lost`
+        // at the next start).
+        if (stopNow.signal.aborted) process.exit(1);
+        // A second: the person does not want to wait. Running tasks are handed back at once, and the
+        // node still closes its database cleanly.
+        if (stopping) {
+          process.stderr.write(`${signal}: stopping now\n`);
+          stopNow.abort();
+          return;
+        }
         stopping = true;
-        process.stderr.write(`${signal}: stopping…\n`);
-        node.close().then(
-          () => process.exit(0),
-          (error: unknown) => {
-            process.stderr.write(`INTERNAL: could not stop cleanly: ${String(error)}\n`);
-            process.exit(1);
-          },
-        );
+        process.stderr.write(`${signal}: stopping; no new tasks start on this node\n`);
+        node
+          .close({
+            graceMs: config.shutdownGraceS * 1000,
+            signal: stopNow.signal,
+            onWaiting: (running, remainingMs) =>
+              process.stderr.write(
+                `waiting for ${running} running task${running === 1 ? "" : "s"}, up to ` +
+                  `${Math.ceil(remainingMs / 1000)} s; press Ctrl-C again to stop now\n`,
+              ),
+            onHandedBack: (count) =>
+              process.stderr.write(
+                `handed ${count} unfinished task${count === 1 ? "" : "s"} back to the queue\n`,
+              ),
+          })
+          .then(
+            () => process.exit(0),
+            (error: unknown) => {
+              process.stderr.write(`INTERNAL: could not stop cleanly: ${String(error)}\n`);
+              process.exit(1);
+            },
+          );
       };
       process.on("SIGINT", stop);
       process.on("SIGTERM", stop);

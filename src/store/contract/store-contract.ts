@@ -226,6 +226,25 @@ export function runStoreContract(
       await store.close();
     });
 
+    test("a handed-back attempt is queued again as if it never started: no attempt, not lost, not charged", async () => {
+      const store = await storeWithFunction(makeStore);
+      await store.enqueueTasks([newTask()]);
+      const [first] = await store.claimTasks(lane, 1, at(10));
+      assert.equal(first?.attempt, 1);
+      // A stale attempt number is fenced off; the running one is handed back.
+      assert.equal(await store.handBackTasks([{ taskId: first.id, attempt: 2 }]), 0);
+      assert.equal(await store.handBackTasks([{ taskId: first.id, attempt: 1 }]), 1);
+      const task = await store.getTask(project, first.id);
+      assert.equal(task?.state, "queued");
+      assert.deepEqual(task?.attempts, []);
+      assert.equal(task?.lostAttempts, 0);
+      assert.equal(task?.startedAt, null);
+      const [again] = await store.claimTasks(lane, 1, at(20));
+      assert.equal(again?.attempt, 1);
+      assert.equal(again?.chargedAttempts, 0);
+      await store.close();
+    });
+
     test("cancels a pending task but leaves a running one to its node", async () => {
       const store = await storeWithFunction(makeStore);
       const [pending, running] = await store.enqueueTasks([

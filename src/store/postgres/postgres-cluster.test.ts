@@ -60,6 +60,14 @@ class Heard implements ClusterEvents {
   }
 }
 
+/** When node-busy last renewed its lease (epoch ms), read on `store`'s own connection. */
+async function listAliveHeartbeat(store: PostgresStore): Promise<number | null> {
+  const { rows } = await store.db.query<{ heartbeat_at: number }>({
+    text: "SELECT heartbeat_at FROM nodes WHERE id = 'node-busy'",
+  });
+  return rows[0]?.heartbeat_at ?? null;
+}
+
 async function joinCluster(store: PostgresStore, leaseTtlMs = 600): Promise<Heard> {
   const cluster = new PostgresCluster({
     store,
@@ -207,13 +215,15 @@ describe("nodes sharing one PostgreSQL schema", { timeout: 30_000, skip: skipWit
     heardByA.known = [task.id];
     const [claimed] = await a.claimTasks(lane, 1, at(1));
     await waitFor(() => Promise.resolve(heardByB.started.includes(task.id)), "node b hears the start");
+    // A cancel request is answered true only when a live node runs the task, which then hears it.
+    assert.equal(await heardByB.cluster?.requestCancel(task.id), true);
+    await waitFor(() => Promise.resolve(heardByA.cancelled.includes(task.id)), "node a hears the cancel");
     await a.finishAttempts([
       { taskId: task.id, attempt: claimed!.attempt, startedAt: at(1), finishedAt: at(2), ...succeeded },
     ]);
     await waitFor(() => Promise.resolve(heardByB.ended.includes(task.id)), "node b hears the end");
-
-    assert.equal(await heardByB.cluster?.requestCancel("some-task"), true);
-    await waitFor(() => Promise.resolve(heardByA.cancelled.includes("some-task")), "node a hears the cancel");
+    assert.equal(await heardByB.cluster?.requestCancel(task.id), false, "a finished task runs nowhere");
+    assert.equal(await heardByB.cluster?.requestCancel("no-such-task"), false);
     heardByB.cluster?.announceFunctionChanged(project, "hello", true);
     await waitFor(() => Promise.resolve(heardByA.functions.length > 0), "node a hears of the change");
     assert.deepEqual(heardByA.functions, ["default/hello true"]);
@@ -243,6 +253,31 @@ describe("nodes sharing one PostgreSQL schema", { timeout: 30_000, skip: skipWit
     assert.deepEqual(
       (await cluster.listNodes()).map((node) => [node.id, node.alive]),
       [["node-leaving", false]],
+    );
+  });
+
+  test("the lease is renewed while every connection of the store's pools is busy", async () => {
+    const schema = database.fresh();
+    const store = await database.openStore(schema, "node-busy");
+    await joinCluster(store, 600);
+    const heartbeatAt = async () => (await listAliveHeartbeat(store)) ?? 0;
+    const before = await heartbeatAt();
+    // Eight connections of the durable pool (all of them) held by slow API-like statements for 1.5 s.
+    const slow = Array.from({ length: 8 }, () => store.db.query({ text: "SELECT pg_sleep(1.5)" }));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const admin = new PostgresStore({
+      connectionString: database.url,
+      schema,
+      nodeId: "admin",
+      maxLogChars: 10,
+    });
+    const during = (await listAliveHeartbeat(admin)) ?? 0;
+    await admin.close();
+    await Promise.all(slow);
+    // Renewals come every 200 ms: one must have landed well after the pool filled up.
+    assert.ok(
+      during - before >= 500,
+      `no heartbeat was recorded while the pool was busy (${during - before} ms)`,
     );
   });
 

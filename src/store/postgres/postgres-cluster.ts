@@ -30,6 +30,8 @@ interface NodeRow {
 }
 
 const maxReconnectDelayMs = 2000;
+/** A database that has not answered a connection attempt by then is treated as unreachable. */
+const connectTimeoutMs = 5000;
 /** A task of this node's it does not know of is taken for lost once claimed this many leases ago. */
 const orphanAfterLeases = 2;
 
@@ -47,10 +49,26 @@ export class PostgresCluster implements Cluster {
    */
   private healthySince: number | null = null;
   private left = false;
+  /**
+   * The heartbeat's own connection: API traffic that fills the store's pools must not delay the
+   * renewal of the lease. A renewal slower than a third of the lease is given up (the next one comes
+   * then), both connecting and running, so a hung connection cannot hold the heartbeat.
+   */
+  private readonly leasePool: pg.Pool;
 
   constructor(private readonly options: PostgresClusterOptions) {
     this.store = options.store;
     this.nodeId = options.store.nodeId;
+    const renewalMs = Math.round(options.leaseTtlMs / 3);
+    this.leasePool = new pg.Pool({
+      connectionString: options.connectionString,
+      max: 1,
+      application_name: `kiln ${this.nodeId} lease`,
+      options: `-c search_path=${pg.escapeIdentifier(options.store.schema)} -c statement_timeout=${renewalMs}`,
+      connectionTimeoutMillis: renewalMs,
+      query_timeout: renewalMs,
+    });
+    this.leasePool.on("error", (error) => this.options.onError?.(error));
   }
 
   async join(events: ClusterEvents): Promise<void> {
@@ -76,7 +94,20 @@ export class PostgresCluster implements Cluster {
     }));
   }
 
+  /**
+   * True when the task runs on another node whose lease is alive, which is then told to stop it (it
+   * ends the attempt as `cancelled`, and the end is announced). False when no live node runs it: a
+   * dead node's task is recovered with its lease, and nobody would hear the request.
+   */
   async requestCancel(taskId: string): Promise<boolean> {
+    // $1 the task, $2 this node
+    const { rows } = await this.store.db.query<{ alive: boolean }>({
+      text: `SELECT n.lease_expires_at > ${dbNowMs} AS alive
+               FROM tasks t JOIN nodes n ON n.id = t.node_id
+               WHERE t.id = $1 AND t.state = 'running' AND t.node_id <> $2`,
+      values: [taskId, this.nodeId],
+    });
+    if (rows[0]?.alive !== true) return false;
     this.store.announce.cancel([taskId]);
     await this.store.announce.flush();
     return true;
@@ -86,11 +117,16 @@ export class PostgresCluster implements Cluster {
     this.store.announce.functionChanged(project, name, sandboxesStale);
   }
 
-  /** Queues again what this node was running (it has stopped its sandboxes) and gives up its lease. */
+  /**
+   * Gives up the lease. A graceful stop has handed back what this node ran (`Store.handBackTasks`);
+   * anything still running here (the hand-back failed, or nobody made it) is recorded `lost` and
+   * queued again now rather than after the lease.
+   */
   async leave(): Promise<void> {
     this.left = true;
     for (const timer of this.timers) clearInterval(timer);
     await this.listener?.end().catch(() => {});
+    await this.leasePool.end().catch(() => {});
     await this.store.recoverInterruptedTasks(new Date(), this.options.maxLostAttempts);
     // $1 this node
     await this.store.db.query({
@@ -134,7 +170,7 @@ export class PostgresCluster implements Cluster {
 
   private async renewLease(joining: boolean): Promise<void> {
     // $1 this node, $2 the lease in ms, $3 whether it is (re)starting
-    await this.store.db.query({
+    await this.leasePool.query({
       name: "kiln_renew_lease",
       text: `INSERT INTO nodes (id, started_at, heartbeat_at, lease_expires_at)
                VALUES ($1, ${dbNowMs}, ${dbNowMs}, ${dbNowMs} + $2)
@@ -150,6 +186,7 @@ export class PostgresCluster implements Cluster {
     const client = new pg.Client({
       connectionString: this.options.connectionString,
       application_name: `kiln ${this.nodeId} listener`,
+      connectionTimeoutMillis: connectTimeoutMs,
     });
     client.on("notification", (message) => this.hear(message.payload));
     client.on("error", (error) => {

@@ -123,6 +123,14 @@ function inlineValues({ text, values }: { text: string; values: unknown[] }): st
   });
 }
 const schemaPattern = /^[a-z_][a-z0-9_]{0,62}$/;
+/**
+ * The longest any statement may run. The slowest legitimate ones are a deploy's archive insert and an
+ * enqueue of 10,000 tasks (well under a second here); a statement past this is a database in trouble,
+ * answered `STORE_UNAVAILABLE` (try again) rather than waited on.
+ */
+const statementTimeoutMs = 30_000;
+/** A database that has not answered a connection attempt by then is treated as unreachable. */
+const connectTimeoutMs = 5000;
 
 export class PostgresStore implements Store {
   private readonly pool: pg.Pool;
@@ -159,8 +167,15 @@ export class PostgresStore implements Store {
         max: options.maxConnections ?? 8,
         // Names the node in pg_stat_activity.
         application_name: `kiln ${this.nodeId} ${name}`,
-        // Every unqualified name in this file resolves in the store's schema.
-        options: `-c search_path=${pg.escapeIdentifier(this.schema)} ${settings}`,
+        // Every unqualified name in this file resolves in the store's schema. A statement past
+        // `statementTimeoutMs` is cancelled by the server, and a transaction left idle (a node frozen
+        // mid-transaction) is ended, so neither holds row locks other nodes' claims wait on.
+        options:
+          `-c search_path=${pg.escapeIdentifier(this.schema)} -c statement_timeout=${statementTimeoutMs} ` +
+          `-c idle_in_transaction_session_timeout=${statementTimeoutMs} ${settings}`,
+        // The client gives up a little later, for a server that stopped answering altogether.
+        query_timeout: statementTimeoutMs + 5000,
+        connectionTimeoutMillis: connectTimeoutMs,
         types,
       });
       pool.on("error", options.onIdleConnectionError ?? (() => {}));
@@ -694,6 +709,26 @@ export class PostgresStore implements Store {
     if (recovery.lanes.length > 0) this.announce.lanes(recovery.lanes);
     if (recovery.ended.length > 0) this.announce.ended(recovery.ended);
     return recovery;
+  }
+
+  async handBackTasks(attempts: { taskId: string; attempt: number }[]): Promise<number> {
+    if (attempts.length === 0) return 0;
+    // $1, $2 one array element per attempt; $3 this node (fenced like an attempt's end)
+    const { rows } = await this.db.query<LaneRow>({
+      text: `UPDATE tasks t
+             SET state = 'queued', attempt = t.attempt - 1, attempt_started_at = NULL, progress = NULL,
+                 node_id = NULL,
+                 started_at = CASE WHEN t.attempt = 1 THEN NULL ELSE t.started_at END,
+                 start_latency_ms = CASE WHEN t.attempt = 1 THEN NULL ELSE t.start_latency_ms END
+             FROM unnest($1::text[], $2::int[]) AS e(task_id, attempt)
+             WHERE t.id = e.task_id AND t.state = 'running' AND t.attempt = e.attempt AND t.node_id = $3
+             RETURNING t.project, t.function_name, t.revision`,
+      values: [attempts.map((a) => a.taskId), attempts.map((a) => a.attempt), this.nodeId],
+    });
+    const lanes = distinctLanes(rows);
+    // Announced at once: the other nodes start them without waiting for a poll.
+    if (lanes.length > 0) this.announce.lanes(lanes);
+    return rows.length;
   }
 
   async cancelPendingTask(project: string, id: string, now: Date): Promise<Task | null> {

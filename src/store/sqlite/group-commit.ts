@@ -3,6 +3,7 @@
  * burst of enqueues or attempt ends pays for one commit (and at most one fsync) instead of one each.
  */
 import type Database from "better-sqlite3";
+import { toStoreError } from "./sqlite-errors.js";
 
 interface PendingWrite {
   apply: () => unknown;
@@ -55,13 +56,14 @@ export class GroupCommit {
         });
       })();
     } catch (error) {
-      batch.forEach((write) => write.reject(error));
+      // The whole group rolled back (a full disk, say): nothing of it was written.
+      batch.forEach((write) => write.reject(toStoreError(error)));
       return;
     } finally {
       if (durable) this.db.pragma("synchronous = NORMAL");
     }
     batch.forEach((write, index) =>
-      failures.has(index) ? write.reject(failures.get(index)) : write.resolve(results[index]),
+      failures.has(index) ? write.reject(toStoreError(failures.get(index))) : write.resolve(results[index]),
     );
   }
 }

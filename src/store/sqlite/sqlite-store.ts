@@ -19,6 +19,7 @@ import type {
   TaskQuery,
 } from "../store.js";
 import { GroupCommit } from "./group-commit.js";
+import { writeNow } from "./sqlite-errors.js";
 import { migrations } from "./migrations/index.js";
 import {
   decodeCursor,
@@ -253,7 +254,7 @@ export class SqliteStore implements Store {
     // A claim commits at once (at NORMAL, no fsync): the dispatcher already claims for all idle
     // sandboxes of a lane in one call, and waiting for the group commit would put a turn of the event
     // loop on the path of every task's start.
-    return Promise.resolve(this.claimNow(lane, limit, now, options));
+    return writeNow(() => this.claimNow(lane, limit, now, options));
   }
 
   // One writer (this process) and synchronous statements: no two claims can interleave.
@@ -347,11 +348,13 @@ export class SqliteStore implements Store {
   }
 
   releaseDueTasks(now: Date): Promise<Lane[]> {
-    const rows = this.sql<[number], LaneRow>(
-      `UPDATE tasks SET state = 'queued' WHERE state = 'delayed' AND run_at <= ?
-         RETURNING project, function_name, revision`,
-    ).all(now.getTime());
-    return Promise.resolve(distinctLanes(rows));
+    return writeNow(() => {
+      const rows = this.sql<[number], LaneRow>(
+        `UPDATE tasks SET state = 'queued' WHERE state = 'delayed' AND run_at <= ?
+           RETURNING project, function_name, revision`,
+      ).all(now.getTime());
+      return distinctLanes(rows);
+    });
   }
 
   nextRunAt(): Promise<Date | null> {
@@ -413,6 +416,20 @@ export class SqliteStore implements Store {
       }
       return running.length;
     }, true);
+  }
+
+  handBackTasks(attempts: { taskId: string; attempt: number }[]): Promise<number> {
+    const update = this.sql(
+      `UPDATE tasks
+       SET state = 'queued', attempt = attempt - 1, attempt_started_at = NULL, progress = NULL,
+           started_at = CASE WHEN attempt = 1 THEN NULL ELSE started_at END,
+           start_latency_ms = CASE WHEN attempt = 1 THEN NULL ELSE start_latency_ms END
+       WHERE id = @taskId AND state = 'running' AND attempt = @attempt`,
+    );
+    return this.commits.write(
+      () => attempts.reduce((count, attempt) => count + update.run(attempt).changes, 0),
+      true,
+    );
   }
 
   cancelPendingTask(project: string, id: string, now: Date): Promise<Task | null> {
