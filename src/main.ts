@@ -22,6 +22,7 @@ import { PostgresStore } from "./store/postgres/postgres-store.js";
 import { SqliteStore } from "./store/sqlite/sqlite-store.js";
 import type { Store } from "./store/store.js";
 import { packFunction } from "./client/pack-function.js";
+import { createLogger, type Logger } from "./logger.js";
 
 export interface RunningNode {
   url: string;
@@ -34,6 +35,8 @@ export interface RunningNode {
   warnings: string[];
   app: FastifyInstance;
   dispatcher: Dispatcher;
+  /** The node's logger (fastify's too): components log through it, never to the console directly. */
+  logger: Logger;
   close(): Promise<void>;
 }
 
@@ -42,7 +45,10 @@ const processIsolationWarning =
   "code can read the data directory (database, token), use the network, start processes that outlive " +
   "its task and allocate memory off the V8 heap without limit. Run only code you trust.";
 
-export async function startNode(config: Readonly<Config>): Promise<RunningNode> {
+export async function startNode(
+  config: Readonly<Config>,
+  logger: Logger = createLogger(config.logLevel),
+): Promise<RunningNode> {
   if (!isLoopback(config.host) && config.token === null) {
     throw new Error(
       `refusing to listen on ${config.host} without a configured token: set KILN_TOKEN (or --token), or bind 127.0.0.1`,
@@ -90,6 +96,8 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
     secret: await readOrCreateSecret(path.join(config.dataDir, "callback-secret")),
     retryBaseMs: config.callbackRetryBaseMs,
     maxAttempts: config.callbackMaxAttempts,
+    allowPrivateAddresses: config.callbackAllowPrivate,
+    logger,
   });
   dispatcher = new Dispatcher({
     callbacks,
@@ -117,6 +125,7 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
     isolation,
     sandboxUsage,
     scratchDir,
+    logger,
   });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
@@ -134,6 +143,7 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
     warnings: isolation === "process" ? [processIsolationWarning] : [],
     app,
     dispatcher: running,
+    logger,
     async close() {
       running.stop();
       callbacks.stop();

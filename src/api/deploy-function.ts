@@ -7,6 +7,7 @@ import type { RevisionSpec } from "../domain/function-settings.js";
 import { digestFunctionFiles, unpackFunctionArchive } from "../runner/function-archive.js";
 import { tierFor } from "../runner/memory-tiers.js";
 import type { DeployResult, Store } from "../store/store.js";
+import { describeSchemaErrors, fromTypeBoxErrors, summariseFieldErrors } from "./schema-errors.js";
 import { Manifest } from "./schemas.js";
 
 export interface DeployRequest {
@@ -67,10 +68,11 @@ async function readManifest(dir: string): Promise<Manifest> {
     );
   }
   if (!Value.Check(Manifest, value)) {
-    const errors = Value.Errors(Manifest, value).map(
-      (error) => `${error.instancePath || "/"} ${error.message}`,
-    );
-    throw new KilnError("INVALID_FUNCTION_CONFIG", `kiln.json is invalid: ${errors[0]}`, {
+    const errors = describeSchemaErrors(fromTypeBoxErrors(Value.Errors(Manifest, value)), Manifest, value, {
+      root: "kiln.json",
+      keyNoun: "key",
+    });
+    throw new KilnError("INVALID_FUNCTION_CONFIG", `kiln.json: ${summariseFieldErrors(errors)}`, {
       details: { errors },
     });
   }

@@ -1,7 +1,8 @@
 /** Maps every failure to the one error shape `{ error: { code, message, details } }`. */
-import type { FastifyError, FastifyInstance } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
 import { errorCatalog, KilnError, type ErrorCode } from "../domain/errors.js";
 import { StoreUnavailableError } from "../store/store.js";
+import { describeSchemaErrors, summariseFieldErrors, type DescribeOptions } from "./schema-errors.js";
 
 const fastifyCodes: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: "INVALID_JSON",
@@ -11,9 +12,17 @@ const fastifyCodes: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: "BAD_REQUEST",
 };
 
+/** How each part of a request is called in validation messages. */
+const requestParts: Record<string, { schemaKey: string; describe: DescribeOptions }> = {
+  body: { schemaKey: "body", describe: { root: "body", keyNoun: "field", perWhat: " per call" } },
+  querystring: { schemaKey: "querystring", describe: { root: "query", keyNoun: "query parameter" } },
+  params: { schemaKey: "params", describe: { root: "path", keyNoun: "path parameter" } },
+  headers: { schemaKey: "headers", describe: { root: "headers", keyNoun: "header" } },
+};
+
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError | KilnError | StoreUnavailableError, request, reply) => {
-    const { code, message, details } = toApiError(error);
+    const { code, message, details } = toApiError(error, request);
     if (code === "STORE_UNAVAILABLE") void reply.header("retry-after", "1");
     else if (errorCatalog[code].status >= 500) request.log.error({ err: error }, "request failed");
     return reply
@@ -31,24 +40,40 @@ export function registerErrorHandling(app: FastifyInstance): void {
   );
 }
 
-function toApiError(error: FastifyError | KilnError | StoreUnavailableError): {
+function toApiError(
+  error: FastifyError | KilnError | StoreUnavailableError,
+  request: FastifyRequest,
+): {
   code: ErrorCode;
   message: string;
   details?: unknown;
 } {
   if (error instanceof KilnError) return { code: error.code, message: error.message, details: error.details };
   if (error instanceof StoreUnavailableError) return { code: "STORE_UNAVAILABLE", message: error.message };
-  if (error.validation !== undefined) {
-    return {
-      code: "BAD_REQUEST",
-      message: `${error.validationContext ?? "request"}${error.validation[0]?.instancePath ?? ""} ${error.validation[0]?.message ?? "is invalid"}`,
-      details: { errors: error.validation },
-    };
-  }
+  if (error.validation !== undefined) return describeValidation(error, request);
   const mapped = fastifyCodes[error.code];
   if (mapped !== undefined) return { code: mapped, message: error.message };
   if (error instanceof SyntaxError) return { code: "INVALID_JSON", message: error.message };
   if (error.statusCode !== undefined && error.statusCode < 500)
     return { code: "BAD_REQUEST", message: error.message };
   return { code: "INTERNAL", message: "internal error" };
+}
+
+function describeValidation(error: FastifyError, request: FastifyRequest) {
+  const part = requestParts[error.validationContext ?? "body"] ?? requestParts.body!;
+  const schema = (request.routeOptions.schema as Record<string, unknown> | undefined)?.[part.schemaKey];
+  const data =
+    part.schemaKey === "body"
+      ? request.body
+      : part.schemaKey === "querystring"
+        ? request.query
+        : part.schemaKey === "params"
+          ? request.params
+          : request.headers;
+  const errors = describeSchemaErrors(error.validation ?? [], schema, data, part.describe);
+  return {
+    code: "BAD_REQUEST" as const,
+    message: summariseFieldErrors(errors),
+    details: { errors },
+  };
 }

@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { KilnError } from "../../domain/errors.js";
 import { isFinal, type Task } from "../../domain/task.js";
-import { prepareTasks } from "../prepare-tasks.js";
+import { checkCallbackUrls, prepareTasks } from "../prepare-tasks.js";
 import { presentTask } from "../present.js";
 import {
   CreateTasksBody,
@@ -34,6 +34,7 @@ export function taskRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
         await context.requireProject(project);
         const batch = "tasks" in request.body;
         const inputs = "tasks" in request.body ? request.body.tasks : [request.body];
+        checkCallbackUrls(inputs, config.callbackAllowPrivate);
         const results = await dispatcher.enqueue(
           await prepareTasks(store, config.maxPayloadBytes, project, inputs),
         );
