@@ -32,10 +32,11 @@ export interface ApiOptions {
 }
 
 /**
- * How deeply a JSON body may nest: a task payload's own limit plus the batch around it
- * (`{"tasks": [{"payload": …}]}`). Deeper text is refused before it is parsed.
+ * How deeply a JSON body may nest: a task payload's own limit, the batch around it
+ * (`{"tasks": [{"payload": …}]}`) and some slack, so that a payload a little too deep is refused by
+ * name (`tasks[3].payload`). Deeper text is refused before it is parsed.
  */
-const maxBodyDepth = maxJsonDepth + 3;
+const maxBodyDepth = maxJsonDepth + 10;
 
 export interface ApiContext extends ApiOptions {
   requireProject(project: string): Promise<void>;
