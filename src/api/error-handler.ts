@@ -23,8 +23,14 @@ const requestParts: Record<string, { schemaKey: string; describe: DescribeOption
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError | KilnError | StoreUnavailableError, request, reply) => {
     const { code, message, details } = toApiError(error, request);
+    if (code === "INTERNAL") {
+      request.log.error({ err: error, method: request.method, url: request.url }, "request failed");
+      // The id the log line carries, so a report of this answer leads to it.
+      return reply.status(500).send({ error: { code, message, details: { requestId: request.id } } });
+    }
     if (code === "STORE_UNAVAILABLE") void reply.header("retry-after", "1");
-    else if (errorCatalog[code].status >= 500) request.log.error({ err: error }, "request failed");
+    else if (errorCatalog[code].status >= 500 && !isFunctionOutcome(code))
+      request.log.error({ err: error, method: request.method, url: request.url }, "request failed");
     return reply
       .status(errorCatalog[code].status)
       .send({ error: { code, message, details: details ?? null } });
@@ -38,6 +44,11 @@ export function registerErrorHandling(app: FastifyInstance): void {
       },
     }),
   );
+}
+
+/** A sync invocation's function failing or timing out is the function's outcome, not the node's failure. */
+function isFunctionOutcome(code: ErrorCode): boolean {
+  return code === "FUNCTION_FAILED" || code === "FUNCTION_TIMED_OUT";
 }
 
 function toApiError(
