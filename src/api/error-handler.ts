@@ -1,5 +1,5 @@
 /** Maps every failure to the one error shape `{ error: { code, message, details } }`. */
-import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { errorCatalog, KilnError, type ErrorCode } from "../domain/errors.js";
 import { StoreUnavailableError } from "../store/store.js";
 import { describeSchemaErrors, summariseFieldErrors, type DescribeOptions } from "./schema-errors.js";
@@ -68,6 +68,24 @@ function toApiError(
   if (error.statusCode !== undefined && error.statusCode < 500)
     return { code: "BAD_REQUEST", message: error.message };
   return { code: "INTERNAL", message: "internal error" };
+}
+
+/**
+ * Fastify's router refuses some URLs before any hook runs (a path segment over its length limit,
+ * bad percent-encoding); they get the one error shape too.
+ */
+export function answerFrameworkError(
+  error: FastifyError,
+  _request: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  const message =
+    error.code === "FST_ERR_MAX_PARAM_LENGTH"
+      ? "a path segment is too long: names are at most 63 characters, task ids at most 64"
+      : error.code === "FST_ERR_BAD_URL"
+        ? "the URL is not valid: a path segment has a malformed %-escape"
+        : error.message;
+  void reply.status(400).send({ error: { code: "BAD_REQUEST", message, details: null } });
 }
 
 function describeValidation(error: FastifyError, request: FastifyRequest) {

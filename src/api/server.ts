@@ -9,7 +9,7 @@ import { KilnError } from "../domain/errors.js";
 import { exceedsJsonDepth, maxJsonDepth } from "../domain/json-depth.js";
 import type { Store } from "../store/store.js";
 import { registerAuth } from "./auth.js";
-import { registerErrorHandling } from "./error-handler.js";
+import { answerFrameworkError, registerErrorHandling } from "./error-handler.js";
 import { functionRoutes } from "./routes/function-routes.js";
 import { invokeRoutes } from "./routes/invoke-routes.js";
 import { nodeRoutes } from "./routes/node-routes.js";
@@ -46,6 +46,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...(options.logger === undefined ? { logger: false } : { loggerInstance: options.logger }),
     logController: new LogController({ disableRequestLogging: true }),
+    frameworkErrors: answerFrameworkError,
     bodyLimit: options.config.maxRequestBytes,
     // Every failure of a request at once, in the user's words (see schema-errors.ts).
     ajv: { customOptions: { removeAdditional: false, allErrors: true } },
