@@ -23,6 +23,7 @@ import { PostgresStore } from "./store/postgres/postgres-store.js";
 import { SqliteStore } from "./store/sqlite/sqlite-store.js";
 import type { Store } from "./store/store.js";
 import { packFunction } from "./client/pack-function.js";
+import { createLogger, type Logger } from "./logger.js";
 
 export interface RunningNode {
   url: string;
@@ -41,6 +42,8 @@ export interface RunningNode {
    * are still served meanwhile: new tasks are accepted (they are durable, and run on another node or at
    * the next start). `signal` cuts the grace short.
    */
+  /** The node's logger (fastify's too): components log through it, never to the console directly. */
+  logger: Logger;
   close(options?: CloseOptions): Promise<void>;
 }
 
@@ -58,7 +61,10 @@ const processIsolationWarning =
   "code can read the data directory (database, token), use the network, start processes that outlive " +
   "its task and allocate memory off the V8 heap without limit. Run only code you trust.";
 
-export async function startNode(config: Readonly<Config>): Promise<RunningNode> {
+export async function startNode(
+  config: Readonly<Config>,
+  logger: Logger = createLogger(config.logLevel),
+): Promise<RunningNode> {
   if (!isLoopback(config.host) && config.token === null) {
     throw new Error(
       `refusing to listen on ${config.host} without a configured token: set KILN_TOKEN (or --token), or bind 127.0.0.1`,
@@ -80,7 +86,7 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const lock = await DataDirLock.acquire(config.dataDir);
   try {
-    return await startOnLockedDir(config, lock, backend, reason);
+    return await startOnLockedDir(config, lock, backend, reason, logger);
   } catch (error) {
     await lock.release();
     throw error;
@@ -92,6 +98,7 @@ async function startOnLockedDir(
   lock: DataDirLock,
   backend: SandboxBackend,
   reason: string,
+  logger: Logger,
 ): Promise<RunningNode> {
   const isolation = backend.level;
   const { token, generated } = await resolveToken(config);
@@ -122,6 +129,8 @@ async function startOnLockedDir(
     secret: await readOrCreateSecret(path.join(config.dataDir, "callback-secret")),
     retryBaseMs: config.callbackRetryBaseMs,
     maxAttempts: config.callbackMaxAttempts,
+    allowPrivateAddresses: config.callbackAllowPrivate,
+    logger,
   });
   dispatcher = new Dispatcher({
     callbacks,
@@ -149,6 +158,7 @@ async function startOnLockedDir(
     isolation,
     sandboxUsage,
     scratchDir,
+    logger,
   });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
@@ -166,6 +176,7 @@ async function startOnLockedDir(
     warnings: isolation === "process" ? [processIsolationWarning] : [],
     app,
     dispatcher: running,
+    logger,
     async close({ graceMs = 0, signal, onWaiting, onHandedBack }: CloseOptions = {}) {
       running.stopClaiming();
       await running.waitForRunningTasks(graceMs, signal, onWaiting);

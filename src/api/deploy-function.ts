@@ -11,6 +11,7 @@ import {
 } from "../runner/function-archive.js";
 import { tierFor } from "../runner/memory-tiers.js";
 import type { DeployResult, Store } from "../store/store.js";
+import { describeSchemaErrors, fromTypeBoxErrors, summariseFieldErrors } from "./schema-errors.js";
 import { Manifest } from "./schemas.js";
 
 export interface DeployRequest {
@@ -73,10 +74,11 @@ async function readManifest(unpacked: UnpackedFunction): Promise<Manifest> {
     throw new KilnError("INVALID_FUNCTION_CONFIG", describeJsonError(text, error));
   }
   if (!Value.Check(Manifest, value)) {
-    const errors = Value.Errors(Manifest, value).map(
-      (error) => `${error.instancePath || "/"} ${error.message}`,
-    );
-    throw new KilnError("INVALID_FUNCTION_CONFIG", `kiln.json is invalid: ${errors[0]}`, {
+    const errors = describeSchemaErrors(fromTypeBoxErrors(Value.Errors(Manifest, value)), Manifest, value, {
+      root: "kiln.json",
+      keyNoun: "key",
+    });
+    throw new KilnError("INVALID_FUNCTION_CONFIG", `kiln.json: ${summariseFieldErrors(errors)}`, {
       details: { errors },
     });
   }

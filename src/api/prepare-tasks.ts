@@ -1,6 +1,8 @@
 /** Turning task inputs into new tasks: the checks a whole batch passes before anything is written. */
 import { randomUUID } from "node:crypto";
 import { KilnError } from "../domain/errors.js";
+import { exceedsJsonDepth, maxJsonDepth } from "../domain/json-depth.js";
+import { refusedCallbackUrl } from "../dispatch/callback-address.js";
 import type { Priority } from "../domain/task.js";
 import type { FunctionRecord, NewTask, Store } from "../store/store.js";
 import type { TaskInput } from "./schemas.js";
@@ -25,6 +27,13 @@ export async function prepareTasks(
   const now = new Date();
   return inputs.map((input, index): NewTask => {
     const payload = JSON.stringify(input.payload ?? null);
+    if (exceedsJsonDepth(payload)) {
+      throw new KilnError(
+        "JSON_TOO_DEEP",
+        `${taskField(inputs.length, index)}payload nests arrays and objects more than ${maxJsonDepth} deep`,
+        { details: { index, limit: maxJsonDepth } },
+      );
+    }
     const bytes = Buffer.byteLength(payload);
     if (bytes > maxPayloadBytes) {
       throw new KilnError(
@@ -49,4 +58,35 @@ export async function prepareTasks(
       callbackUrl: input.callbackUrl ?? null,
     };
   });
+}
+
+/**
+ * Refuses callback URLs that cannot be delivered, or that point into the node's own network (a
+ * literal private address, `localhost`) unless the operator allows that; names that resolve to
+ * such addresses are refused at delivery time.
+ */
+export function checkCallbackUrls(inputs: readonly TaskInput[], allowPrivate: boolean): void {
+  inputs.forEach((input, index) => {
+    if (input.callbackUrl === undefined) return;
+    const field = `${taskField(inputs.length, index)}callbackUrl`;
+    let url: URL;
+    try {
+      url = new URL(input.callbackUrl);
+    } catch {
+      throw new KilnError("BAD_REQUEST", `${field} is not a valid URL`, { details: { index } });
+    }
+    const refused = allowPrivate ? null : refusedCallbackUrl(url);
+    if (refused !== null) {
+      throw new KilnError(
+        "CALLBACK_ADDRESS_NOT_ALLOWED",
+        `${field}: ${url.hostname} is ${refused}; callbacks go to public addresses only (the operator can allow others with KILN_CALLBACK_ALLOW_PRIVATE=1)`,
+        { details: { index } },
+      );
+    }
+  });
+}
+
+/** How a task's field is named in a message: `tasks[3].` in a batch, nothing for a single task. */
+function taskField(count: number, index: number): string {
+  return count === 1 ? "" : `tasks[${index}].`;
 }

@@ -6,12 +6,15 @@ import { taskStates } from "../domain/task.js";
 const name = (what: string) =>
   Type.String({
     pattern: "^[a-z0-9][a-z0-9_-]{0,62}$",
-    description: `${what}: lowercase letters, digits, - and _`,
+    description: `a ${what}: lowercase letters, digits, - and _, starting with a letter or digit, at most 63 characters`,
   });
 
 export const ProjectParams = Type.Object({ project: name("project name") });
 export const FunctionParams = Type.Object({ project: name("project name"), name: name("function name") });
-export const TaskParams = Type.Object({ project: name("project name"), id: Type.String({ maxLength: 64 }) });
+export const TaskParams = Type.Object({
+  project: name("project name"),
+  id: Type.String({ maxLength: 64, description: "a task id" }),
+});
 
 const Backoff = Type.Object(
   {
@@ -29,7 +32,10 @@ const settingsProperties = {
   retries: Type.Optional(Type.Integer({ minimum: limits.retries.min, maximum: limits.retries.max })),
   backoff: Type.Optional(Backoff),
   env: Type.Optional(
-    Type.Record(Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }), Type.String({ maxLength: 32_768 })),
+    Type.Record(Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }), Type.String({ maxLength: 32_768 }), {
+      additionalProperties: false,
+      description: "environment variable names are letters, digits and _, not starting with a digit",
+    }),
   ),
   paused: Type.Optional(Type.Boolean()),
   minWarm: Type.Optional(Type.Integer({ minimum: limits.minWarm.min, maximum: limits.minWarm.max })),
@@ -54,12 +60,15 @@ export const FunctionPatch = Type.Object(settingsProperties, { additionalPropert
 export type FunctionPatch = Static<typeof FunctionPatch>;
 
 export const RollbackBody = Type.Object(
-  { revision: Type.String({ pattern: "^[0-9a-f]{64}$" }) },
+  {
+    revision: Type.String({ pattern: "^[0-9a-f]{64}$", description: "a 64-character lowercase hex digest" }),
+  },
   { additionalProperties: false },
 );
 
 /** Text without NUL characters, which PostgreSQL's text type cannot hold (SQLite would take them). */
 const noNul = "^[^\\u0000]*$";
+const noNulWords = "text without NUL characters";
 
 export const TaskInput = Type.Object(
   {
@@ -68,13 +77,18 @@ export const TaskInput = Type.Object(
     priority: Type.Optional(Type.Union([Type.Literal(0), Type.Literal(1), Type.Literal(2)])),
     delayS: Type.Optional(Type.Number({ minimum: limits.delayS.min, maximum: limits.delayS.max })),
     timeoutS: Type.Optional(Type.Integer({ minimum: limits.timeoutS.min, maximum: limits.timeoutS.max })),
-    label: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: noNul })),
-    idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: noNul })),
+    label: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 128, pattern: noNul, description: noNulWords }),
+    ),
+    idempotencyKey: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 256, pattern: noNul, description: noNulWords }),
+    ),
     callbackUrl: Type.Optional(
       Type.String({
         pattern: "^https?://[^\\u0000]*$",
         maxLength: 2048,
-        description: "Kiln POSTs the task's outcome here once it ends (signed, retried until delivered)",
+        description:
+          "an http:// or https:// URL (Kiln POSTs the task's outcome there once it ends, signed, retried until delivered)",
       }),
     ),
   },
@@ -93,9 +107,9 @@ export const TaskListQuery = Type.Object(
   {
     function: Type.Optional(name("function name")),
     state: Type.Optional(Type.Union(taskStates.map((state) => Type.Literal(state)))),
-    label: Type.Optional(Type.String({ maxLength: 128, pattern: noNul })),
+    label: Type.Optional(Type.String({ maxLength: 128, pattern: noNul, description: noNulWords })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
-    cursor: Type.Optional(Type.String({ maxLength: 200 })),
+    cursor: Type.Optional(Type.String({ maxLength: 200, description: "the nextCursor of a previous page" })),
   },
   { additionalProperties: false },
 );

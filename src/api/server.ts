@@ -1,14 +1,15 @@
 /** The HTTP API: fastify with TypeBox schemas, bearer auth, one error shape and an OpenAPI document. */
 import fastifySwagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { Cluster } from "../cluster/cluster.js";
 import type { Config } from "../config/config.js";
 import type { Dispatcher } from "../dispatch/dispatcher.js";
 import { KilnError } from "../domain/errors.js";
+import { exceedsJsonDepth, maxJsonDepth } from "../domain/json-depth.js";
 import type { Store } from "../store/store.js";
 import { registerAuth } from "./auth.js";
-import { registerErrorHandling } from "./error-handler.js";
+import { answerFrameworkError, registerErrorHandling } from "./error-handler.js";
 import { functionRoutes } from "./routes/function-routes.js";
 import { invokeRoutes } from "./routes/invoke-routes.js";
 import { nodeRoutes } from "./routes/node-routes.js";
@@ -26,8 +27,16 @@ export interface ApiOptions {
   sandboxUsage: () => { sandboxes: number; reservedMb: number; reservedLongMb: number };
   /** Where deploys unpack archives while they are checked. */
   scratchDir: string;
-  logger?: boolean;
+  /** Where failures (every 500, with its request id) are logged; nothing is logged without one. */
+  logger?: FastifyBaseLogger;
 }
+
+/**
+ * How deeply a JSON body may nest: a task payload's own limit, the batch around it
+ * (`{"tasks": [{"payload": …}]}`) and some slack, so that a payload a little too deep is refused by
+ * name (`tasks[3].payload`). Deeper text is refused before it is parsed.
+ */
+const maxBodyDepth = maxJsonDepth + 10;
 
 export interface ApiContext extends ApiOptions {
   requireProject(project: string): Promise<void>;
@@ -35,9 +44,12 @@ export interface ApiContext extends ApiOptions {
 
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: options.logger ?? false,
+    ...(options.logger === undefined ? { logger: false } : { loggerInstance: options.logger }),
+    logController: new LogController({ disableRequestLogging: true }),
+    frameworkErrors: answerFrameworkError,
     bodyLimit: options.config.maxRequestBytes,
-    ajv: { customOptions: { removeAdditional: false, allErrors: false } },
+    // Every failure of a request at once, in the user's words (see schema-errors.ts).
+    ajv: { customOptions: { removeAdditional: false, allErrors: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const context: ApiContext = {
@@ -54,6 +66,22 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     { parseAs: "buffer" },
     (_request, body, done) => done(null, body),
   );
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    const text = body as string;
+    if (exceedsJsonDepth(text, maxBodyDepth)) {
+      done(
+        new KilnError(
+          "JSON_TOO_DEEP",
+          `the body nests arrays and objects more than ${maxBodyDepth} deep; a task payload may nest at most ${maxJsonDepth} deep`,
+        ),
+        undefined,
+      );
+      return;
+    }
+    void parseJson(request, text, done);
+  });
   registerErrorHandling(app);
   registerAuth(app, options.token);
   await app.register(fastifySwagger, {

@@ -1,6 +1,7 @@
 /** Node configuration: one schema, defaults < environment (KILN_*) < flags, frozen. */
 import os from "node:os";
 import path from "node:path";
+import { logLevels, type LogLevel } from "../logger.js";
 
 export interface Config {
   /** Where the SQLite database, the admin token, revision code and temp dirs live. */
@@ -60,6 +61,10 @@ export interface Config {
   callbackRetryBaseMs: number;
   /** Deliveries tried before a callback is given up. */
   callbackMaxAttempts: number;
+  /** Let callback URLs reach loopback, private, link-local and unique-local addresses (off: only public ones). */
+  callbackAllowPrivate: boolean;
+  /** The least severe level the node logs: fatal, error, warn, info, debug, trace or silent. */
+  logLevel: LogLevel;
   /** Memory all sandboxes of this node may reserve together (each reserves its tier). */
   memoryBudgetMb: number;
   /** The memory tiers (pools); a function runs in the smallest that holds its `memoryMb`. */
@@ -103,6 +108,8 @@ export const defaultConfig: Config = {
   maxInvokeWaitS: 60,
   callbackRetryBaseMs: 1000,
   callbackMaxAttempts: 15,
+  callbackAllowPrivate: false,
+  logLevel: "info",
   invokeAdmissionMs: 250,
   memoryBudgetMb: Math.floor((os.totalmem() / 1024 / 1024) * 0.75),
   memoryTiersMb: [128, 256, 512, 1024, 2048],
@@ -135,6 +142,8 @@ const envNames: { [K in keyof Config]?: string } = {
   maxInvokeWaitS: "KILN_MAX_INVOKE_WAIT_S",
   callbackRetryBaseMs: "KILN_CALLBACK_RETRY_BASE_MS",
   callbackMaxAttempts: "KILN_CALLBACK_MAX_ATTEMPTS",
+  callbackAllowPrivate: "KILN_CALLBACK_ALLOW_PRIVATE",
+  logLevel: "KILN_LOG_LEVEL",
   invokeAdmissionMs: "KILN_INVOKE_ADMISSION_MS",
   memoryTiersMb: "KILN_MEMORY_TIERS_MB",
   longTaskThresholdS: "KILN_LONG_TASK_THRESHOLD_S",
@@ -157,7 +166,9 @@ export function loadConfig(
       ? raw.split(",").map((part) => parseNumber(name, part.trim()))
       : typeof kind === "number"
         ? parseNumber(name, raw)
-        : raw;
+        : typeof kind === "boolean"
+          ? parseBoolean(name, raw)
+          : raw;
   }
   const config = { ...defaultConfig, ...fromEnv, ...withoutUndefined(overrides) } as Config;
   config.dataDir = path.resolve(config.dataDir);
@@ -170,7 +181,18 @@ export function loadConfig(
   if (!["auto", "strong", "process"].includes(config.isolation)) {
     throw new Error(`isolation must be auto, strong or process, got '${String(config.isolation)}'`);
   }
+  if (!logLevels.includes(config.logLevel)) {
+    throw new Error(
+      `KILN_LOG_LEVEL must be one of ${logLevels.join(", ")}, got '${String(config.logLevel)}'`,
+    );
+  }
   return Object.freeze(config);
+}
+
+function parseBoolean(name: string, raw: string): boolean {
+  if (["1", "true", "yes"].includes(raw)) return true;
+  if (["0", "false", "no"].includes(raw)) return false;
+  throw new Error(`${name} must be 1 or 0 (true or false), got '${raw}'`);
 }
 
 function parseNumber(name: string, raw: string): number {

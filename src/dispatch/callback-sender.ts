@@ -4,8 +4,14 @@
  * The store holds what is due, so a restart loses no delivery (at-least-once, like tasks).
  */
 import { createHmac } from "node:crypto";
+import { lookup as lookupDns, type LookupAddress } from "node:dns";
+import http from "node:http";
+import https from "node:https";
+import type { LookupFunction } from "node:net";
 import type { Task } from "../domain/task.js";
+import type { Logger } from "../logger.js";
 import type { Store } from "../store/store.js";
+import { refusedCallbackAddress, refusedCallbackUrl } from "./callback-address.js";
 import { DelayTimer } from "./delay-timer.js";
 
 export interface CallbackSenderOptions {
@@ -16,6 +22,9 @@ export interface CallbackSenderOptions {
   retryBaseMs: number;
   /** Deliveries tried before the callback is given up (marked `failed`). */
   maxAttempts: number;
+  /** Deliver to loopback, private and link-local addresses too (off: a receiver must be public). */
+  allowPrivateAddresses: boolean;
+  logger: Logger;
 }
 
 const requestTimeoutMs = 10_000;
@@ -69,7 +78,7 @@ export class CallbackSender {
       const next = await this.options.store.nextCallbackAt();
       if (next !== null && !this.stopped) this.timer.arm(next);
     } catch (error) {
-      console.error("kiln: delivering callbacks failed", error);
+      this.options.logger.error({ err: error }, "delivering callbacks failed");
     } finally {
       this.running = false;
     }
@@ -77,23 +86,21 @@ export class CallbackSender {
 
   private async deliver(task: Task, url: string, attempts: number): Promise<void> {
     const body = JSON.stringify(describeOutcome(task));
-    let delivered = false;
-    try {
-      const response = await fetch(url, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          "kiln-task-id": task.id,
-          "kiln-signature": signCallback(this.options.secret, Date.now(), body),
-        },
-        body,
-        signal: AbortSignal.timeout(requestTimeoutMs),
-      });
-      await response.arrayBuffer().catch(() => undefined);
-      delivered = response.ok;
-    } catch {
-      delivered = false; // unreachable, refused or too slow: retried like a 5xx
-    }
+    const delivered = await postCallback(
+      url,
+      this.options.allowPrivateAddresses,
+      {
+        "content-type": "application/json",
+        "content-length": String(Buffer.byteLength(body)),
+        "kiln-task-id": task.id,
+        "kiln-signature": signCallback(this.options.secret, Date.now(), body),
+      },
+      body,
+    ).catch((error: unknown) => {
+      // Unreachable, refused, too slow or a forbidden address: retried like a 5xx.
+      this.options.logger.debug({ err: error, taskId: task.id }, "callback delivery failed");
+      return false;
+    });
     const tried = attempts + 1;
     const retryAt =
       delivered || tried >= this.options.maxAttempts
@@ -118,3 +125,64 @@ function describeOutcome(task: Task) {
     finishedAt: task.finishedAt?.toISOString() ?? null,
   };
 }
+
+/**
+ * One POST; true when the receiver answered 2xx. A redirect is not followed (a 3xx is a failed
+ * delivery), the answer's body is never read, and the whole exchange has a deadline. The connection
+ * goes to the very address that was checked, so a name cannot resolve to a public address for the
+ * check and to a private one for the connection (DNS rebinding).
+ */
+function postCallback(
+  url: string,
+  allowPrivate: boolean,
+  headers: Record<string, string>,
+  body: string,
+): Promise<boolean> {
+  const target = new URL(url);
+  const refused = allowPrivate ? null : refusedCallbackUrl(target);
+  if (refused !== null) return Promise.reject(new Error(`${target.hostname} is ${refused}`));
+  const transport = target.protocol === "https:" ? https : http;
+  return new Promise<boolean>((resolve, reject) => {
+    const request = transport.request(target, {
+      method: "POST",
+      headers,
+      agent: false,
+      ...(allowPrivate ? {} : { lookup: lookupPublicAddress }),
+    });
+    const deadline = setTimeout(
+      () => request.destroy(new Error(`no answer within ${requestTimeoutMs} ms`)),
+      requestTimeoutMs,
+    );
+    request.on("response", (response) => {
+      clearTimeout(deadline);
+      const status = response.statusCode ?? 0;
+      response.destroy();
+      request.destroy();
+      resolve(status >= 200 && status < 300);
+    });
+    request.on("error", (error) => {
+      clearTimeout(deadline);
+      reject(error);
+    });
+    request.end(body);
+  });
+}
+
+/** `dns.lookup` that fails when any address the name resolves to is one a callback may not reach. */
+const lookupPublicAddress: LookupFunction = (hostname, options, callback) => {
+  lookupDns(hostname, { ...options, all: true }, (error, addresses: LookupAddress[]) => {
+    if (error !== null) {
+      callback(error, "", 0);
+      return;
+    }
+    for (const { address } of addresses) {
+      const refused = refusedCallbackAddress(address);
+      if (refused !== null) {
+        callback(new Error(`${hostname} resolves to ${address}, ${refused}`), "", 0);
+        return;
+      }
+    }
+    if (options.all === true) callback(null, addresses, 0);
+    else callback(null, addresses[0]?.address ?? "", addresses[0]?.family ?? 4);
+  });
+};

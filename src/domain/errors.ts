@@ -7,6 +7,14 @@ export const errorCatalog = {
   INVALID_JSON: { status: 400, summary: "The request body is not valid JSON." },
   INVALID_ARCHIVE: { status: 400, summary: "The uploaded function archive cannot be read or is unsafe." },
   INVALID_FUNCTION_CONFIG: { status: 400, summary: "The function's kiln.json or settings are invalid." },
+  JSON_TOO_DEEP: {
+    status: 400,
+    summary: "A JSON body or task payload nests arrays and objects deeper than the node accepts.",
+  },
+  CALLBACK_ADDRESS_NOT_ALLOWED: {
+    status: 400,
+    summary: "A callback URL points at a loopback, private, link-local or unspecified address.",
+  },
   UNAUTHORIZED: { status: 401, summary: "The bearer token is missing or wrong." },
   PROJECT_NOT_FOUND: { status: 404, summary: "No project has this name." },
   FUNCTION_NOT_FOUND: { status: 404, summary: "No function has this name in the project." },

@@ -45,7 +45,8 @@ test(
     });
     await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
     t.after(() => new Promise<void>((resolve) => receiver.close(() => resolve())));
-    const server = await startKilnServer();
+    // The receiver listens on 127.0.0.1, which callbacks may reach only when the operator allows it.
+    const server = await startKilnServer({ env: { KILN_CALLBACK_ALLOW_PRIVATE: "1" } });
     t.after(() => server.stop());
     await deployTestFunction(server.client, "echo");
 

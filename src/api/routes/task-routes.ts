@@ -1,8 +1,9 @@
 /** Routes that create, list, wait for, cancel and retry tasks. */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { KilnError } from "../../domain/errors.js";
+import { limits } from "../../domain/function-settings.js";
 import { isFinal, type Task } from "../../domain/task.js";
-import { prepareTasks } from "../prepare-tasks.js";
+import { checkCallbackUrls, prepareTasks } from "../prepare-tasks.js";
 import { presentTask } from "../present.js";
 import {
   CreateTasksBody,
@@ -28,12 +29,17 @@ export function taskRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.post(
       "/v1/projects/:project/tasks",
-      { schema: { params: ProjectParams, body: CreateTasksBody, summary: "Create one task or a batch" } },
+      {
+        schema: { params: ProjectParams, body: CreateTasksBody, summary: "Create one task or a batch" },
+        // Validation reports every failure; an oversized batch is refused before it is looked at item by item.
+        preValidation: (request, _reply, done) => done(refuseOversizedBatch(request.body)),
+      },
       async (request, reply) => {
         const { project } = request.params;
         await context.requireProject(project);
         const batch = "tasks" in request.body;
         const inputs = "tasks" in request.body ? request.body.tasks : [request.body];
+        checkCallbackUrls(inputs, config.callbackAllowPrivate);
         const results = await dispatcher.enqueue(
           await prepareTasks(store, config.maxPayloadBytes, project, inputs),
         );
@@ -135,4 +141,11 @@ export function taskRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
       return presentTask(requeued);
     });
   };
+}
+
+function refuseOversizedBatch(body: unknown): KilnError | undefined {
+  const tasks = typeof body === "object" && body !== null ? (body as { tasks?: unknown }).tasks : undefined;
+  if (!Array.isArray(tasks) || tasks.length <= limits.batchSize) return undefined;
+  const message = `tasks: at most ${limits.batchSize} tasks per call (got ${tasks.length})`;
+  return new KilnError("BAD_REQUEST", message, { details: { errors: [{ field: "tasks", message }] } });
 }
