@@ -103,7 +103,7 @@ async function startOnLockedDir(
   const isolation = backend.level;
   const { token, generated } = await resolveToken(config);
 
-  const { store, cluster } = await openStore(config);
+  const { store, cluster } = await openStore(config, logger);
   await store.ensureProject("default", new Date());
   const runner = new Runner();
   // The pool and the dispatcher call each other: the pool reports idle sandboxes, the dispatcher fills them.
@@ -122,7 +122,11 @@ async function startOnLockedDir(
     onIdle: (lane) => dispatcher?.wake(lane),
     onRoomFreed: () => dispatcher?.roomFreed(),
     onStartFailed: (lane, reason) =>
-      void dispatcher?.failStart(lane, reason).catch((error: unknown) => console.error("kiln:", error)),
+      void dispatcher
+        ?.failStart(lane, reason)
+        .catch((error: unknown) =>
+          logger.error({ err: error }, "failing a task whose sandbox did not start failed"),
+        ),
   });
   const callbacks = new CallbackSender({
     store,
@@ -133,6 +137,7 @@ async function startOnLockedDir(
     logger,
   });
   dispatcher = new Dispatcher({
+    logger,
     callbacks,
     cluster,
     store,
@@ -196,7 +201,10 @@ async function startOnLockedDir(
 }
 
 /** SQLite in the data directory (one node), or PostgreSQL shared by many when a database URL is configured. */
-async function openStore(config: Readonly<Config>): Promise<{ store: Store; cluster: Cluster }> {
+async function openStore(
+  config: Readonly<Config>,
+  logger: Logger,
+): Promise<{ store: Store; cluster: Cluster }> {
   if (config.database === null) {
     const store = new SqliteStore({
       path: path.join(config.dataDir, "kiln.db"),
@@ -220,14 +228,10 @@ async function openStore(config: Readonly<Config>): Promise<{ store: Store; clus
     leaseTtlMs: config.leaseTtlMs,
     pollIntervalMs: config.pollIntervalMs,
     maxLostAttempts: config.maxLostAttempts,
-    onError: reportDatabaseTrouble,
+    // One line per trouble with the database: it is expected to come back, and the node carries on.
+    onError: (error) => logger.warn(`database: ${error instanceof Error ? error.message : String(error)}`),
   });
   return { store, cluster };
-}
-
-/** One line per trouble with the database: it is expected to come back, and the node carries on. */
-function reportDatabaseTrouble(error: unknown): void {
-  console.error(`kiln: database: ${error instanceof Error ? error.message : String(error)}`);
 }
 
 /** Deploys every function directory under `examples/` (an unchanged one keeps its revision). */

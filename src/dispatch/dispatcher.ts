@@ -6,6 +6,7 @@
  */
 import type { FunctionSettings, RevisionSpec } from "../domain/function-settings.js";
 import type { Cluster, ClusterEvents } from "../cluster/cluster.js";
+import type { Logger } from "../logger.js";
 import { KilnError } from "../domain/errors.js";
 import { decideNextState } from "../domain/retry-policy.js";
 import { isFinal, type Progress, type Task } from "../domain/task.js";
@@ -26,6 +27,8 @@ import { EndRecorder } from "./end-recorder.js";
 import { TaskWatch } from "./task-watch.js";
 
 export interface DispatcherOptions {
+  /** Where failures of background work (claims, ends, polls) are reported. */
+  logger: Pick<Logger, "error" | "warn">;
   store: Store;
   pool: SandboxPool;
   runner: Runner;
@@ -135,7 +138,7 @@ export class Dispatcher implements ClusterEvents {
     void this.releaseDueTasks()
       .then(() => this.store.listReadyLanes())
       .then((lanes) => lanes.forEach((lane) => this.wake(lane)))
-      .catch((error: unknown) => reportStoreError("polling", error));
+      .catch((error: unknown) => this.reportStoreError("polling", error));
   }
 
   /** A sandbox exited somewhere: lanes that were waiting for room may grow now. */
@@ -221,7 +224,7 @@ export class Dispatcher implements ClusterEvents {
     try {
       return await this.store.handBackTasks(attempts);
     } catch (error) {
-      reportStoreError("handing back running tasks", error);
+      this.reportStoreError("handing back running tasks", error);
       return 0;
     }
   }
@@ -388,7 +391,7 @@ export class Dispatcher implements ClusterEvents {
     this.functions.delete(functionKey(project, name));
     if (sandboxesStale) for (const lane of this.pool.lanesOf(project, name)) this.pool.retireIdle(lane);
     void this.keepWarm(project, name).catch((error: unknown) =>
-      console.error("kiln: keeping warm failed", error),
+      this.options.logger.error({ err: error }, "keeping sandboxes warm failed"),
     );
     for (const lane of this.readyLanes.values()) {
       if (lane.project === project && lane.functionName === name) this.schedulePass();
@@ -439,7 +442,7 @@ export class Dispatcher implements ClusterEvents {
         else if (drained) this.readyLanes.delete(key);
       }
     } catch (error) {
-      reportStoreError("dispatching", error);
+      this.reportStoreError("dispatching", error);
     } finally {
       this.passesRunning -= 1;
       if (this.passWanted) {
@@ -516,7 +519,9 @@ export class Dispatcher implements ClusterEvents {
         this.pool.release(sandbox);
         return this.finishAttempt(task, fn.settings, result);
       })
-      .catch((error: unknown) => console.error(`kiln: recording the end of task ${task.id} failed`, error))
+      .catch((error: unknown) =>
+        this.options.logger.error({ err: error, taskId: task.id }, "recording the end of a task failed"),
+      )
       .finally(() => {
         this.inFlight.delete(done);
         if (this.ownTasks.get(task.id) === task.attempt) this.ownTasks.delete(task.id);
@@ -573,6 +578,12 @@ export class Dispatcher implements ClusterEvents {
     });
   }
 
+  /** An unreachable database is reported in one line: it is expected to come back. */
+  private reportStoreError(doing: string, error: unknown): void {
+    if (error instanceof StoreUnavailableError) this.options.logger.warn(`${doing} failed: ${error.message}`);
+    else this.options.logger.error({ err: error }, `${doing} failed`);
+  }
+
   private async releaseDueTasks(): Promise<void> {
     if (this.draining) return;
     try {
@@ -581,7 +592,7 @@ export class Dispatcher implements ClusterEvents {
       if (next !== null) this.delayTimer.arm(next);
     } catch (error) {
       // Tried again at the next poll (many nodes) or the next delayed task (one node).
-      reportStoreError("releasing delayed tasks", error);
+      this.reportStoreError("releasing delayed tasks", error);
     }
   }
 
@@ -600,12 +611,6 @@ export class Dispatcher implements ClusterEvents {
     }
     return fn;
   }
-}
-
-/** An unreachable database is reported in one line: it is expected to come back. */
-function reportStoreError(doing: string, error: unknown): void {
-  if (error instanceof StoreUnavailableError) console.error(`kiln: ${doing} failed: ${error.message}`);
-  else console.error(`kiln: ${doing} failed`, error);
 }
 
 function laneOf(task: Task): Lane {
