@@ -52,10 +52,12 @@ test(
       await server.client.listTasks({ function: "sleep-briefly", state: "running", limit: 1000 })
     ).tasks;
     const killedServerPid = server.pid;
-    const oldSandboxes = (await listProcessesUsing(server.dataDir)).filter((p) => p.ppid === killedServerPid);
     // Every process the server started, at any depth: under strong isolation a sandbox is a bwrap, bwrap's
     // init in the sandbox's pid namespace, and the harness under it, as the sandbox's uid.
     const oldProcesses = await listDescendants(killedServerPid);
+    // The server starts no process but its sandboxes (bwrap takes its arguments from a pipe, so its
+    // command line does not name the data directory).
+    const oldSandboxes = oldProcesses.filter((p) => p.ppid === killedServerPid);
     // Under process isolation the blocked sandbox is itself the server's child; under strong isolation,
     // the bwrap it runs under is.
     const blockedLineage = [
