@@ -7,11 +7,11 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { packFunction, type Task } from "../../src/client/index.js";
 import { repoRoot, startKilnServer, type KilnServer } from "../e2e/kiln-server.js";
-import { strongIsolationRequired } from "./strong-isolation-required.js";
+import { strongTest } from "./strong-test.js";
 
 const functionDir = path.join(repoRoot, "test", "isolation", "functions", "host-boundary");
 
@@ -77,18 +77,9 @@ describe("a strong sandbox and the host", { timeout: 300_000 }, () => {
   });
   after(() => server.stop());
 
-  function strongTest(name: string, body: () => Promise<void>): void {
-    test(name, async (t) => {
-      if (!strong) {
-        assert.ok(!strongIsolationRequired(), "this host cannot give strong isolation, and CI requires it");
-        return t.skip("this host cannot give strong isolation");
-      }
-      await body();
-    });
-  }
-
   strongTest(
     "keyrings, ptrace, mount, user namespaces, bpf, perf and userfaultfd are refused; ordinary work runs",
+    () => strong,
     async () => {
       const task = await run(server, { action: "syscalls" });
       assert.equal(task.state, "succeeded", JSON.stringify(task.failure));
@@ -108,32 +99,41 @@ describe("a strong sandbox and the host", { timeout: 300_000 }, () => {
     },
   );
 
-  strongTest("two sandboxes started one after the other run as different uids", async () => {
-    const first = await uidOf(server);
-    const second = await uidOf(server);
-    assert.notEqual(first, second, "the second sandbox got the first one's uid");
-  });
+  strongTest(
+    "two sandboxes started one after the other run as different uids",
+    () => strong,
+    async () => {
+      const first = await uidOf(server);
+      const second = await uidOf(server);
+      assert.notEqual(first, second, "the second sandbox got the first one's uid");
+    },
+  );
 
-  strongTest("two nodes started at the same time on the host hand out disjoint uids", async () => {
-    const nodes = await Promise.all([startKilnServer(), startKilnServer()]);
-    try {
-      await Promise.all(nodes.map((node) => deploy(node, "boundary")));
-      const uids = await Promise.all(
-        nodes.map(async (node) => [await uidOf(node), await uidOf(node), await uidOf(node)]),
-      );
-      const [first = [], second = []] = uids;
-      assert.deepEqual(
-        first.filter((uid) => second.includes(uid)),
-        [],
-        `node 1 gave ${first.join(", ")}; node 2 gave ${second.join(", ")}`,
-      );
-    } finally {
-      await Promise.all(nodes.map((node) => node.stop()));
-    }
-  });
+  strongTest(
+    "two nodes started at the same time on the host hand out disjoint uids",
+    () => strong,
+    async () => {
+      const nodes = await Promise.all([startKilnServer(), startKilnServer()]);
+      try {
+        await Promise.all(nodes.map((node) => deploy(node, "boundary")));
+        const uids = await Promise.all(
+          nodes.map(async (node) => [await uidOf(node), await uidOf(node), await uidOf(node)]),
+        );
+        const [first = [], second = []] = uids;
+        assert.deepEqual(
+          first.filter((uid) => second.includes(uid)),
+          [],
+          `node 1 gave ${first.join(", ")}; node 2 gave ${second.join(", ")}`,
+        );
+      } finally {
+        await Promise.all(nodes.map((node) => node.stop()));
+      }
+    },
+  );
 
   strongTest(
     "a function's env value appears on no command line on the host while its task runs",
+    () => strong,
     async () => {
       const secret = `kiln-secret-${randomBytes(16).toString("hex")}`;
       await server.client.updateFunction("boundary", { env: { KILN_PROBE_SECRET: secret } });
@@ -154,6 +154,7 @@ describe("a strong sandbox and the host", { timeout: 300_000 }, () => {
 
   strongTest(
     "50 starts with an env too large for exec fail clearly and leak no cgroup and no uid",
+    () => strong,
     async () => {
       await deploy(server, "too-big");
       // 100 values of 32 KiB: more than exec takes (2 MiB under the usual 8 MiB stack limit).

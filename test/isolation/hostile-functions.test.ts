@@ -4,37 +4,18 @@
  * KILN_REQUIRE_STRONG_ISOLATION=1, as in CI).
  */
 import assert from "node:assert/strict";
-import { readdir, readFile } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { packFunction, type Task } from "../../src/client/index.js";
 import { repoRoot, startKilnServer, type KilnServer } from "../e2e/kiln-server.js";
-import { strongIsolationRequired } from "./strong-isolation-required.js";
+import { expectStillServing, runTask, sandboxProcesses, strongTest } from "./strong-test.js";
 
 let server: KilnServer;
 let strong = false;
 
-async function run(payload: unknown): Promise<Task> {
-  const task = await server.client.createTask({ function: "hostile", payload });
-  return server.client.waitForTask(task.id, { timeoutS: 30 });
-}
-
-async function expectStillServing(): Promise<void> {
-  const task = await run({ action: "ping" });
-  assert.equal(task.state, "succeeded", "the next task on the node still runs");
-  assert.equal(task.result, "pong");
-}
-
-/** Host processes owned by a sandbox uid (20000 and up) whose command line contains `text`. */
-async function sandboxProcesses(text: string): Promise<string[]> {
-  const found: string[] = [];
-  for (const pid of (await readdir("/proc")).filter((entry) => /^\d+$/.test(entry))) {
-    const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
-    const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? -1);
-    const cmdline = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).replaceAll("\0", " ");
-    if (uid >= 20_000 && cmdline.includes(text)) found.push(`${pid} ${cmdline}`);
-  }
-  return found;
+function run(payload: unknown, functionName = "hostile"): Promise<Task> {
+  return runTask(server, functionName, payload);
 }
 
 describe("hostile functions under strong isolation", { timeout: 180_000 }, () => {
@@ -47,134 +28,168 @@ describe("hostile functions under strong isolation", { timeout: 180_000 }, () =>
   });
   after(() => server.stop());
 
-  function strongTest(name: string, body: () => Promise<void>): void {
-    test(name, async (t) => {
-      if (!strong) {
-        assert.ok(!strongIsolationRequired(), "this host cannot give strong isolation, and CI requires it");
-        return t.skip("this host cannot give strong isolation");
+  strongTest(
+    "1 GB of Buffers under a 256 MB tier ends out_of_memory within 2 s",
+    () => strong,
+    async () => {
+      const task = await run({ action: "buffers" });
+      assert.equal(task.state, "out_of_memory");
+      assert.equal(task.failure?.kind, "out_of_memory");
+      const ranMs = Date.parse(task.finishedAt!) - Date.parse(task.startedAt!);
+      assert.ok(ranMs < 2000, `ran ${ranMs} ms`);
+      await expectStillServing(server);
+    },
+  );
+
+  strongTest(
+    "a growing JS heap ends out_of_memory",
+    () => strong,
+    async () => {
+      const task = await run({ action: "heap" });
+      assert.equal(task.state, "out_of_memory");
+      await expectStillServing(server);
+    },
+  );
+
+  strongTest(
+    "an infinite loop ends timed_out within 100 ms of its deadline",
+    () => strong,
+    async () => {
+      const created = await server.client.createTask({
+        function: "hostile",
+        payload: { action: "loop" },
+        timeoutS: 1,
+      });
+      const task = await server.client.waitForTask(created.id, { timeoutS: 30 });
+      assert.equal(task.state, "timed_out");
+      const lateMs = Date.parse(task.finishedAt!) - (Date.parse(task.startedAt!) + 1000);
+      assert.ok(lateMs >= 0 && lateMs <= 100, `ended ${lateMs} ms after the deadline`);
+      await expectStillServing(server);
+    },
+  );
+
+  strongTest(
+    "a fork bomb is stopped by the pids limit and its processes end with the task",
+    () => strong,
+    async () => {
+      const task = await run({ action: "fork-bomb" });
+      assert.equal(task.state, "succeeded");
+      const { started, refused } = task.result as { started: number; refused: number };
+      // spawn() reports EAGAIN asynchronously: `started` counts calls, `refused` the forks the kernel refused.
+      assert.ok(refused > 0, `started ${started}, refused ${refused}`);
+      assert.deepEqual(await sandboxProcesses("sleep 30"), []);
+      await expectStillServing(server);
+    },
+  );
+
+  strongTest(
+    "children that setsid to outlive their task do not survive it",
+    () => strong,
+    async () => {
+      assert.equal((await run({ action: "setsid-children" })).state, "succeeded");
+      assert.deepEqual(await sandboxProcesses("sleep 1000"), []);
+      const next = await run({ action: "list-processes" });
+      const others = (next.result as string[]).filter((cmdline) => !cmdline.includes("harness.js"));
+      assert.deepEqual(
+        others.filter((cmdline) => cmdline.includes("sleep")),
+        [],
+      );
+    },
+  );
+
+  strongTest(
+    "the server's database, token and environment cannot be read",
+    () => strong,
+    async () => {
+      const serverPid = server.pid;
+      const task = await run({
+        action: "read",
+        paths: [
+          path.join(server.dataDir, "kiln.db"),
+          path.join(server.dataDir, "admin-token"),
+          `/proc/${serverPid}/environ`,
+          "/etc/shadow",
+          path.join(server.dataDir, "sandboxes"),
+        ],
+      });
+      for (const [file, outcome] of Object.entries(task.result as Record<string, string>)) {
+        assert.notEqual(outcome, "allowed", `${file} was readable`);
       }
-      await body();
-    });
-  }
+    },
+  );
 
-  strongTest("1 GB of Buffers under a 256 MB tier ends out_of_memory within 2 s", async () => {
-    const task = await run({ action: "buffers" });
-    assert.equal(task.state, "out_of_memory");
-    assert.equal(task.failure?.kind, "out_of_memory");
-    const ranMs = Date.parse(task.finishedAt!) - Date.parse(task.startedAt!);
-    assert.ok(ranMs < 2000, `ran ${ranMs} ms`);
-    await expectStillServing();
-  });
+  strongTest(
+    "nothing outside /tmp can be written",
+    () => strong,
+    async () => {
+      const task = await run({
+        action: "write",
+        paths: ["/usr/evil", "/kiln/code/index.js", "/etc/evil", "/evil"],
+      });
+      for (const [file, outcome] of Object.entries(task.result as Record<string, string>)) {
+        assert.notEqual(outcome, "allowed", `${file} was writable`);
+      }
+    },
+  );
 
-  strongTest("a growing JS heap ends out_of_memory", async () => {
-    const task = await run({ action: "heap" });
-    assert.equal(task.state, "out_of_memory");
-    await expectStillServing();
-  });
+  strongTest(
+    "the server's port and PostgreSQL on 127.0.0.1 cannot be reached",
+    () => strong,
+    async () => {
+      const port = Number(new URL(server.url).port);
+      const task = await run({
+        action: "connect",
+        targets: [
+          { host: "127.0.0.1", port },
+          { host: "127.0.0.1", port: 5432 },
+        ],
+      });
+      for (const [target, outcome] of Object.entries(task.result as Record<string, string>)) {
+        assert.notEqual(outcome, "connected", `${target} was reachable`);
+      }
+    },
+  );
 
-  strongTest("an infinite loop ends timed_out within 100 ms of its deadline", async () => {
-    const created = await server.client.createTask({
-      function: "hostile",
-      payload: { action: "loop" },
-      timeoutS: 1,
-    });
-    const task = await server.client.waitForTask(created.id, { timeoutS: 30 });
-    assert.equal(task.state, "timed_out");
-    const lateMs = Date.parse(task.finishedAt!) - (Date.parse(task.startedAt!) + 1000);
-    assert.ok(lateMs >= 0 && lateMs <= 100, `ended ${lateMs} ms after the deadline`);
-    await expectStillServing();
-  });
+  strongTest(
+    "filling /tmp stops at its cap",
+    () => strong,
+    async () => {
+      const task = await run({ action: "fill-tmp", mb: 200 });
+      const { result, writtenMb } = task.result as { result: string; writtenMb: number };
+      assert.equal(result, "ENOSPC");
+      assert.ok(writtenMb < 100, `wrote ${writtenMb} MB`);
+      await expectStillServing(server);
+    },
+  );
 
-  strongTest("a fork bomb is stopped by the pids limit and its processes end with the task", async () => {
-    const task = await run({ action: "fork-bomb" });
-    assert.equal(task.state, "succeeded");
-    const { started, refused } = task.result as { started: number; refused: number };
-    // spawn() reports EAGAIN asynchronously: `started` counts calls, `refused` the forks the kernel refused.
-    assert.ok(refused > 0, `started ${started}, refused ${refused}`);
-    assert.deepEqual(await sandboxProcesses("sleep 30"), []);
-    await expectStillServing();
-  });
+  strongTest(
+    "a sandbox runs as a non-root uid with no capabilities and NoNewPrivs",
+    () => strong,
+    async () => {
+      const { uid, capEff, noNewPrivs } = (await run({ action: "status" })).result as {
+        uid: string[];
+        capEff: string;
+        noNewPrivs: string;
+      };
+      assert.ok(
+        uid.every((id) => Number(id) >= 20_000),
+        `uid ${uid.join(" ")}`,
+      );
+      assert.equal(capEff, "0000000000000000");
+      assert.equal(noNewPrivs, "1");
+    },
+  );
 
-  strongTest("children that setsid to outlive their task do not survive it", async () => {
-    assert.equal((await run({ action: "setsid-children" })).state, "succeeded");
-    assert.deepEqual(await sandboxProcesses("sleep 1000"), []);
-    const next = await run({ action: "list-processes" });
-    const others = (next.result as string[]).filter((cmdline) => !cmdline.includes("harness.js"));
-    assert.deepEqual(
-      others.filter((cmdline) => cmdline.includes("sleep")),
-      [],
-    );
-  });
-
-  strongTest("the server's database, token and environment cannot be read", async () => {
-    const serverPid = server.pid;
-    const task = await run({
-      action: "read",
-      paths: [
-        path.join(server.dataDir, "kiln.db"),
-        path.join(server.dataDir, "admin-token"),
-        `/proc/${serverPid}/environ`,
-        "/etc/shadow",
-        path.join(server.dataDir, "sandboxes"),
-      ],
-    });
-    for (const [file, outcome] of Object.entries(task.result as Record<string, string>)) {
-      assert.notEqual(outcome, "allowed", `${file} was readable`);
-    }
-  });
-
-  strongTest("nothing outside /tmp can be written", async () => {
-    const task = await run({
-      action: "write",
-      paths: ["/usr/evil", "/kiln/code/index.js", "/etc/evil", "/evil"],
-    });
-    for (const [file, outcome] of Object.entries(task.result as Record<string, string>)) {
-      assert.notEqual(outcome, "allowed", `${file} was writable`);
-    }
-  });
-
-  strongTest("the server's port and PostgreSQL on 127.0.0.1 cannot be reached", async () => {
-    const port = Number(new URL(server.url).port);
-    const task = await run({
-      action: "connect",
-      targets: [
-        { host: "127.0.0.1", port },
-        { host: "127.0.0.1", port: 5432 },
-      ],
-    });
-    for (const [target, outcome] of Object.entries(task.result as Record<string, string>)) {
-      assert.notEqual(outcome, "connected", `${target} was reachable`);
-    }
-  });
-
-  strongTest("filling /tmp stops at its cap", async () => {
-    const task = await run({ action: "fill-tmp", mb: 200 });
-    const { result, writtenMb } = task.result as { result: string; writtenMb: number };
-    assert.equal(result, "ENOSPC");
-    assert.ok(writtenMb < 100, `wrote ${writtenMb} MB`);
-    await expectStillServing();
-  });
-
-  strongTest("a sandbox runs as a non-root uid with no capabilities and NoNewPrivs", async () => {
-    const { uid, capEff, noNewPrivs } = (await run({ action: "status" })).result as {
-      uid: string[];
-      capEff: string;
-      noNewPrivs: string;
-    };
-    assert.ok(
-      uid.every((id) => Number(id) >= 20_000),
-      `uid ${uid.join(" ")}`,
-    );
-    assert.equal(capEff, "0000000000000000");
-    assert.equal(noNewPrivs, "1");
-  });
-
-  strongTest("a task's /tmp is empty when it starts, even after the previous task wrote there", async () => {
-    const wrote = await run({ action: "write-tmp" });
-    assert.equal(wrote.state, "succeeded", JSON.stringify(wrote.failure));
-    assert.deepEqual(wrote.result, ["left-behind"]);
-    assert.deepEqual((await run({ action: "list-tmp" })).result, []);
-  });
+  strongTest(
+    "a task's /tmp is empty when it starts, even after the previous task wrote there",
+    () => strong,
+    async () => {
+      const wrote = await run({ action: "write-tmp" });
+      assert.equal(wrote.state, "succeeded", JSON.stringify(wrote.failure));
+      assert.deepEqual(wrote.result, ["left-behind"]);
+      assert.deepEqual((await run({ action: "list-tmp" })).result, []);
+    },
+  );
 });
 
 describe("a node killed with kill -9", { timeout: 120_000 }, () => {
