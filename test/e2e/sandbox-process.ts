@@ -4,9 +4,9 @@
  *
  * Under `process` isolation a sandbox is a plain child process of the server: the pid it reports is its
  * pid on the host, and its uid is the server's. Under `strong` isolation the pid it reports is one of its
- * own pid namespace (meaningless on the host), and its uid is its own — but only while it lives: a server
- * hands a freed uid to its next sandbox at once, and a restarted server (or another Kiln node on the host)
- * starts again from the first one. The kernel reuses the freed namespace's number just as fast. So a
+ * own pid namespace (meaningless on the host), and its uid is its own — never reused while its server
+ * lives, but a restarted server may take over its predecessor's block of uids, and the kernel reuses a
+ * freed namespace's number at once. So a
  * strong sandbox is its uid in its pid namespace, that namespace recognised by the process that is its
  * pid 1 (bwrap's init, by host pid and start time): every process the sandbox starts lives in it, and it
  * dies with that process.
