@@ -213,9 +213,13 @@ function describeExit(exit: SandboxExit, outOfMemory: boolean): string {
   if (loadFailure?.[1] !== undefined) return `the function failed to load: ${loadFailure[1]}`;
   const notStarted = /kiln: the sandbox did not start: (.*)/.exec(exit.stderrTail);
   if (notStarted?.[1] !== undefined) return `the sandbox did not start: ${notStarted[1]}`;
-  return exit.signal !== null
-    ? `the sandbox process was killed by ${exit.signal}`
-    : `the sandbox process exited with code ${exit.code}`;
+  const how =
+    exit.signal !== null
+      ? `the sandbox process was killed by ${exit.signal}`
+      : `the sandbox process exited with code ${exit.code}`;
+  // bubblewrap says why it could not set a sandbox up (a missing code directory, a refused namespace).
+  const bwrapError = /^bwrap: (.*)$/m.exec(exit.stderrTail)?.[1];
+  return bwrapError === undefined ? how : `${how}: ${bwrapError.slice(0, 300)}`;
 }
 
 /** Why a result cannot be stored, or null when it can. */

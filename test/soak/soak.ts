@@ -203,6 +203,13 @@ async function main(): Promise<void> {
     if (problems.length > 0) {
       failed = true;
       console.error(`soak: FAILED\n  ${problems.join("\n  ")}`);
+      const [first] = normalFailures;
+      if (first !== undefined) {
+        console.error(
+          `soak: the log of ${first.id}:\n${(await server.client.getTaskLog(first.id)).slice(-2000)}`,
+        );
+      }
+      console.error(`soak: the end of the node's log:\n${server.log.slice(-4000)}`);
     } else {
       console.log("soak: passed");
     }
