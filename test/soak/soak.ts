@@ -17,7 +17,7 @@ import { listProcessesByUid } from "../e2e/sandbox-process.js";
 const minutes = Number(process.env.KILN_SOAK_MINUTES ?? 10);
 const maxRssMb = Number(process.env.KILN_SOAK_MAX_RSS_MB ?? 400);
 const normalInFlight = 64;
-const hostileEveryMs = 250;
+const hostileInFlight = 3;
 const hostileActions = [
   "buffers",
   "loop",
@@ -51,7 +51,7 @@ async function count(server: KilnServer): Promise<Counts> {
   }
   return {
     cgroups: cgroupNames.size,
-    sandboxProcesses: (await listProcessesByUid(isSandboxUid)).filter((p) => p.state !== "Z").length,
+    sandboxProcesses: await countSandboxProcesses(server),
     sandboxDirs: (await readdir(path.join(server.dataDir, "sandboxes")).catch(() => [])).length,
     fds: await countFdsBesidesHttp(server),
   };
@@ -77,6 +77,16 @@ async function countFdsBesidesHttp(server: KilnServer): Promise<number> {
     const target = await readlink(`/proc/${server.pid}/fd/${fd}`).catch(() => "");
     const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
     if (inode === undefined || !httpInodes.has(inode)) count += 1;
+  }
+  return count;
+}
+
+/** Live processes of sandbox uids in this node's cgroups (other nodes on the host may run sandboxes). */
+async function countSandboxProcesses(server: KilnServer): Promise<number> {
+  let count = 0;
+  for (const p of await listProcessesByUid(isSandboxUid)) {
+    const cgroups = await readFile(`/proc/${p.pid}/cgroup`, "utf8").catch(() => "");
+    if (p.state !== "Z" && cgroups.includes(`/kiln-${server.pid}-`)) count += 1;
   }
   return count;
 }
@@ -107,7 +117,6 @@ async function main(): Promise<void> {
     let normalDone = 0;
     const normalFailures: Task[] = [];
     const hostileStates = new Map<string, number>();
-    const hostileErrors: string[] = [];
     let maxRss = rssBefore;
     const normalWorker = async (worker: number) => {
       for (let i = 0; Date.now() < endAt; i++) {
@@ -117,29 +126,16 @@ async function main(): Promise<void> {
         else normalFailures.push(task);
       }
     };
-    const hostileLoop = async () => {
-      const pending: Promise<void>[] = [];
-      for (let i = 0; Date.now() < endAt; i++) {
+    // Each hostile worker runs one hostile task at a time, the actions in turn: the hostile load keeps
+    // up with what the node can run instead of piling up a backlog.
+    const hostileWorker = async (worker: number) => {
+      for (let i = worker; Date.now() < endAt; i++) {
         const action = hostileActions[i % hostileActions.length] as string;
-        pending.push(
-          server.client
-            .createTask({ function: "soak-hostile", payload: { action } })
-            .then((created) => server.client.waitForTask(created.id, { timeoutS: 60 }))
-            .then(
-              (task) => {
-                const key = `${action}:${task.state}`;
-                hostileStates.set(key, (hostileStates.get(key) ?? 0) + 1);
-              },
-              (error: unknown) => {
-                hostileErrors.push(`${action}: ${String(error)}`);
-              },
-            ),
-        );
-        await sleep(hostileEveryMs);
+        const created = await server.client.createTask({ function: "soak-hostile", payload: { action } });
+        const task = await server.client.waitForTask(created.id, { timeoutS: 120 });
+        const key = `${action}:${task.state}`;
+        hostileStates.set(key, (hostileStates.get(key) ?? 0) + 1);
       }
-      await Promise.all(pending);
-      if (hostileErrors.length > 0)
-        throw new Error(`a hostile task could not be followed: ${hostileErrors[0]}`);
     };
     const sampler = async () => {
       while (Date.now() < endAt) {
@@ -154,7 +150,7 @@ async function main(): Promise<void> {
     try {
       await Promise.all([
         ...Array.from({ length: normalInFlight }, (_, worker) => normalWorker(worker)),
-        hostileLoop(),
+        ...Array.from({ length: hostileInFlight }, (_, worker) => hostileWorker(worker)),
         sampler(),
       ]);
     } catch (error) {
