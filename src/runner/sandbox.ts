@@ -3,7 +3,7 @@
  * It runs one task at a time and moves through `starting → idle ⇄ busy → draining → dead`, changed only
  * in `setState`.
  */
-import type { Lane } from "../store/store.js";
+import type { Lane } from "../domain/lane.js";
 import {
   parseFromSandbox,
   type FromSandbox,

@@ -2,10 +2,11 @@
  * Rows of the store's tables as both adapters read them (SQLite and PostgreSQL share the columns), and
  * their mapping to the port's records.
  */
+import type { Lane } from "../domain/lane.js";
 import { KilnError } from "../domain/errors.js";
 import { defaultSettings, type FunctionSettings, type RevisionSpec } from "../domain/function-settings.js";
 import type { Attempt, Failure, Priority, Progress, Task, TaskState } from "../domain/task.js";
-import type { FunctionRecord, Lane, RevisionRecord } from "./store.js";
+import type { FunctionRecord, RevisionRecord } from "./store.js";
 
 /** Where a task's log was cut at its size limit. */
 export const logTruncatedMarker = "\n[kiln: log truncated]\n";

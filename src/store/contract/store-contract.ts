@@ -2,11 +2,12 @@
  * The `Store` contract: the behaviour every adapter must show, as one suite run against each of them.
  * `makeStore` returns a fresh, empty store.
  */
+import type { Lane } from "../../domain/lane.js";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { describe, test } from "node:test";
 import { defaultSettings } from "../../domain/function-settings.js";
-import type { AttemptEnd, Lane, NewTask, Store } from "../store.js";
+import type { AttemptEnd, NewTask, Store } from "../store.js";
 
 const project = "default";
 const lane: Lane = { project, functionName: "hello", revision: "a".repeat(64) };

@@ -2,10 +2,11 @@
  * Several nodes on one schema, as their stores and clusters see it: `maxConcurrency` across nodes,
  * leases and their recovery, fencing of a dead node's late ends, and news through LISTEN/NOTIFY.
  */
+import type { Lane } from "../../domain/lane.js";
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import type { ClusterEvents } from "../../cluster/cluster.js";
-import { StoreUnavailableError, type Lane } from "../store.js";
+import { StoreUnavailableError } from "../store.js";
 import { PostgresCluster } from "./postgres-cluster.js";
 import { PostgresStore } from "./postgres-store.js";
 import {

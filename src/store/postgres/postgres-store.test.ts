@@ -3,6 +3,7 @@
  * schema. Each store gets a fresh schema, dropped at the end. Skipped, saying so, without
  * `KILN_TEST_DATABASE_URL` (see `test-database.ts`).
  */
+import type { Lane } from "../../domain/lane.js";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, describe, test } from "node:test";
@@ -10,7 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { defaultSettings } from "../../domain/function-settings.js";
 import { runStoreContract } from "../contract/store-contract.js";
 import { SqliteStore } from "../sqlite/sqlite-store.js";
-import type { Lane, Store } from "../store.js";
+import type { Store } from "../store.js";
 import { migrations } from "./migrations/index.js";
 import type { PostgresStore } from "./postgres-store.js";
 import {

@@ -2,6 +2,7 @@
  * The distributed `Store`: PostgreSQL through a `pg.Pool`, shared by every node. Each call is one
  * statement or one transaction; claims use `FOR UPDATE SKIP LOCKED` so nodes never start the same task.
  */
+import type { Lane } from "../../domain/lane.js";
 import pg from "pg";
 import { defaultSettings, type FunctionSettings } from "../../domain/function-settings.js";
 import type { Failure, Progress, Task } from "../../domain/task.js";
@@ -14,7 +15,6 @@ import type {
   DueCallback,
   EnqueueResult,
   FunctionRecord,
-  Lane,
   NewTask,
   RevisionRecord,
   Store,

@@ -1,4 +1,5 @@
 /** The embedded `Store`: better-sqlite3 in WAL mode, with group commit for writes. */
+import type { Lane } from "../../domain/lane.js";
 import Database from "better-sqlite3";
 import { defaultSettings, type FunctionSettings } from "../../domain/function-settings.js";
 import type { Failure, Progress, Task } from "../../domain/task.js";
@@ -11,7 +12,6 @@ import type {
   DueCallback,
   EnqueueResult,
   FunctionRecord,
-  Lane,
   NewTask,
   RevisionRecord,
   Store,
