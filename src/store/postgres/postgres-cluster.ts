@@ -7,11 +7,12 @@
 import pg from "pg";
 import type { Cluster, ClusterEvents, NodeRecord } from "../../cluster/cluster.js";
 import { channelOf, parseAnnouncement } from "./announcements.js";
-import { dbNowMs, type PostgresStore } from "./postgres-store.js";
+import { PostgresNodeRegistry } from "./postgres-node-registry.js";
+import type { PostgresStore } from "./postgres-store.js";
 
 export interface PostgresClusterOptions {
   store: PostgresStore;
-  /** The store's database: the connection that listens is opened on it. */
+  /** The store's database: the registry's connections and the one that listens are opened on it. */
   connectionString: string;
   leaseTtlMs: number;
   pollIntervalMs: number;
@@ -21,14 +22,6 @@ export interface PostgresClusterOptions {
   onError?: (error: unknown) => void;
 }
 
-interface NodeRow {
-  id: string;
-  started_at: number;
-  heartbeat_at: number;
-  lease_expires_at: number;
-  alive: boolean;
-}
-
 const maxReconnectDelayMs = 2000;
 /** A task of this node's it does not know of is taken for lost once claimed this many leases ago. */
 const orphanAfterLeases = 2;
@@ -36,6 +29,7 @@ const orphanAfterLeases = 2;
 export class PostgresCluster implements Cluster {
   readonly nodeId: string;
   private readonly store: PostgresStore;
+  private readonly registry: PostgresNodeRegistry;
   private events: ClusterEvents | null = null;
   private listener: pg.Client | null = null;
   private reconnectDelayMs = 50;
@@ -51,6 +45,11 @@ export class PostgresCluster implements Cluster {
   constructor(private readonly options: PostgresClusterOptions) {
     this.store = options.store;
     this.nodeId = options.store.nodeId;
+    this.registry = new PostgresNodeRegistry({
+      connectionString: options.connectionString,
+      schema: options.store.schema,
+      nodeId: this.nodeId,
+    });
   }
 
   async join(events: ClusterEvents): Promise<void> {
@@ -62,28 +61,17 @@ export class PostgresCluster implements Cluster {
     this.every(pollIntervalMs, () => events.poll());
   }
 
-  async listNodes(): Promise<NodeRecord[]> {
-    const { rows } = await this.store.db.query<NodeRow>({
-      text: `SELECT id, started_at, heartbeat_at, lease_expires_at, lease_expires_at > ${dbNowMs} AS alive
-               FROM nodes ORDER BY started_at, id`,
-    });
-    return rows.map((row) => ({
-      id: row.id,
-      startedAt: new Date(row.started_at),
-      heartbeatAt: new Date(row.heartbeat_at),
-      leaseExpiresAt: new Date(row.lease_expires_at),
-      alive: row.alive,
-    }));
+  listNodes(): Promise<NodeRecord[]> {
+    return this.registry.listNodes();
   }
 
   async requestCancel(taskId: string): Promise<boolean> {
-    this.store.announce.cancel([taskId]);
-    await this.store.announce.flush();
+    await this.registry.announceCancel([taskId]);
     return true;
   }
 
   announceFunctionChanged(project: string, name: string, sandboxesStale: boolean): void {
-    this.store.announce.functionChanged(project, name, sandboxesStale);
+    this.registry.announceFunctionChanged(project, name, sandboxesStale);
   }
 
   /** Queues again what this node was running (it has stopped its sandboxes) and gives up its lease. */
@@ -92,11 +80,9 @@ export class PostgresCluster implements Cluster {
     for (const timer of this.timers) clearInterval(timer);
     await this.listener?.end().catch(() => {});
     await this.store.recoverInterruptedTasks(new Date(), this.options.maxLostAttempts);
-    // $1 this node
-    await this.store.db.query({
-      text: `UPDATE nodes SET lease_expires_at = ${dbNowMs} WHERE id = $1`,
-      values: [this.nodeId],
-    });
+    // The registry stays open (the node may still be listed through it); its idle connections close
+    // on their own and do not keep the process alive.
+    await this.registry.endLease();
   }
 
   private every(ms: number, work: () => unknown): void {
@@ -132,17 +118,8 @@ export class PostgresCluster implements Cluster {
     }
   }
 
-  private async renewLease(joining: boolean): Promise<void> {
-    // $1 this node, $2 the lease in ms, $3 whether it is (re)starting
-    await this.store.db.query({
-      name: "kiln_renew_lease",
-      text: `INSERT INTO nodes (id, started_at, heartbeat_at, lease_expires_at)
-               VALUES ($1, ${dbNowMs}, ${dbNowMs}, ${dbNowMs} + $2)
-             ON CONFLICT (id) DO UPDATE
-               SET started_at = CASE WHEN $3 THEN excluded.started_at ELSE nodes.started_at END,
-                   heartbeat_at = excluded.heartbeat_at, lease_expires_at = excluded.lease_expires_at`,
-      values: [this.nodeId, Math.round(this.options.leaseTtlMs), joining],
-    });
+  private renewLease(joining: boolean): Promise<void> {
+    return this.registry.renewLease(this.options.leaseTtlMs, joining);
   }
 
   /** Opens the listening connection; when it drops, it is opened again and a poll covers the gap. */
