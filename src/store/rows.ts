@@ -37,7 +37,6 @@ export interface TaskRow {
   failure: string | null;
   progress: string | null;
   callback_url: string | null;
-  callback_attempts: number;
 }
 
 /** Attempts as stored in the `attempts` JSON array: times in epoch milliseconds. */

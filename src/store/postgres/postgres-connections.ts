@@ -5,6 +5,7 @@
  */
 import pg from "pg";
 import { Announcer, channelOf } from "./announcements.js";
+import { PostgresLaneIds } from "./postgres-lane-ids.js";
 import { migrations } from "./migrations/index.js";
 import type { Queryable } from "./statements.js";
 import { rethrowUnavailable } from "./unavailable.js";
@@ -54,6 +55,8 @@ export class PostgresConnections {
   readonly nodeId: string;
 
   readonly announce: Announcer;
+  /** Integer ids of lanes and function slots, cached. */
+  readonly laneIds: PostgresLaneIds;
 
   readonly maxLogChars: number;
 
@@ -86,8 +89,14 @@ export class PostgresConnections {
       return [pool, db] as const;
     };
     [this.pool, this.db] = openPool("durable", "");
-    [this.fastPool, this.fastDb] = openPool("fast", "-c synchronous_commit=off -c enable_sort=off");
+    // jit off: ruling sorting out makes the claim's one small sort (of the rows it picked) cost 10^10 in
+    // the planner's eyes, and past jit_above_cost PostgreSQL spends ~0.5 s compiling the statement.
+    [this.fastPool, this.fastDb] = openPool(
+      "fast",
+      "-c synchronous_commit=off -c enable_sort=off -c jit=off",
+    );
     this.announce = new Announcer(this.db, channelOf(this.schema), this.nodeId);
+    this.laneIds = new PostgresLaneIds(this.db);
   }
 
   /** Applies missing migrations, in one transaction that nodes starting together take turns on. */

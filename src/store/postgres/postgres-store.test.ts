@@ -69,7 +69,7 @@ describe(
       assert.equal(new Set(ids).size, 200);
     });
 
-    test("a claim passes over tasks another transaction has locked instead of waiting for them", async () => {
+    test("a claim passes over queued tasks another claim has locked instead of waiting for them", async () => {
       const schema = freshSchema();
       const store = await openStore(schema);
       await deployHello(store);
@@ -77,7 +77,8 @@ describe(
       const locker = await admin.connect();
       await locker.query("BEGIN");
       const { rows: locked } = await locker.query<{ id: string }>(
-        `SELECT id FROM ${schema}.tasks ORDER BY seq LIMIT 10 FOR UPDATE`,
+        `SELECT t.id FROM ${schema}.ready r JOIN ${schema}.tasks t ON t.seq = r.seq
+           ORDER BY r.seq LIMIT 10 FOR UPDATE OF r`,
       );
       const waited = sleep(2000, "waited for the locked tasks" as const, { ref: false });
       let claimed;

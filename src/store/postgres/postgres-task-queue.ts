@@ -2,15 +2,14 @@
  * The PostgreSQL `TaskQueue`: enqueue, claim and the end of attempts (recovery of lost attempts is in
  * `postgres-task-recovery.ts`). Claims use `FOR UPDATE SKIP LOCKED` so nodes never start the same task.
  */
-import pg from "pg";
 import type { Lane } from "../../domain/lane.js";
 import type { Progress, Task } from "../../domain/task.js";
 import type { AttemptEnd, ClaimedTask, ClaimOptions, EnqueueResult, NewTask } from "../store.js";
-import { distinctLanes, logTruncatedMarker, toTask, type LaneRow, type TaskRow } from "../rows.js";
+import { distinctLanes, logTruncatedMarker, type LaneRow } from "../rows.js";
 import type { PostgresConnections } from "./postgres-connections.js";
-import { appendAttemptSql, insertTasks, taskColumns, toStoredAttempt } from "./statements.js";
 import { selectTask } from "./postgres-task-reads.js";
-import { rethrowUnavailable } from "./unavailable.js";
+import { claimSql, finishAttemptsSql } from "./queue-statements.js";
+import { insertTasks, laneKeyOf, toStoredAttempt, type Queryable } from "./statements.js";
 
 interface ClaimRow {
   seq: number;
@@ -27,20 +26,10 @@ interface ClaimRow {
  * A claim reads the head of its lane from the index in claim order. Statistics taken while the queue
  * was short make sorting the whole lane look as cheap, and a burst of tasks then costs a sort of the
  * queue per claim (measured: 18 ms instead of 1 ms per claim of 16 with 27,000 queued). Sorting is what
- * a claim must never do, so it is ruled out: on the fast pool for good, here for one transaction.
+ * a claim must never do, so it is ruled out: on the fast pool for good, here for one transaction (with
+ * JIT, which the inflated cost would otherwise switch on: see `PostgresConnections`).
  */
-const beginEnqueueAndClaim = "BEGIN; SET LOCAL enable_sort = off";
-const lockFunctionSql = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
-
-/** The statement with its parameters written in as literals, for a simple (multi-statement) query. */
-function inlineValues({ text, values }: { text: string; values: unknown[] }): string {
-  return text.replace(/\$(\d+)/g, (_, index: string) => {
-    const value = values[Number(index) - 1];
-    if (typeof value === "number" && Number.isFinite(value)) return String(value);
-    if (typeof value === "string") return pg.escapeLiteral(value);
-    throw new Error(`cannot inline parameter $${index}: ${String(value)}`);
-  });
-}
+const beginEnqueueAndClaim = "BEGIN; SET LOCAL enable_sort = off; SET LOCAL jit = off";
 
 export class PostgresTaskQueue {
   constructor(private readonly connections: PostgresConnections) {}
@@ -49,9 +38,20 @@ export class PostgresTaskQueue {
     // One INSERT is one commit: the existing tasks of repeated keys are read after it, and they are
     // committed tasks that nothing deletes.
     if (tasks.length === 0) return [];
-    const results = await insertTasks(this.connections.db, tasks);
+    const laneIds = await this.laneIdsOf(tasks);
+    const results = await insertTasks(this.connections.db, tasks, laneIds);
     this.announceQueued(results);
     return results;
+  }
+
+  /** The lane id of every task's lane, by `laneKeyOf`. */
+  private async laneIdsOf(tasks: NewTask[]): Promise<Map<string, number>> {
+    const ids = new Map<string, number>();
+    for (const task of tasks) {
+      const key = laneKeyOf(task);
+      if (!ids.has(key)) ids.set(key, (await this.connections.laneIds.of(task)).laneId);
+    }
+    return ids;
   }
 
   /** Tells the other nodes of the lanes that new tasks joined without being claimed. */
@@ -70,8 +70,9 @@ export class PostgresTaskQueue {
     tasks: NewTask[],
     claim: { lane: Lane; limit: number; now: Date; maxConcurrency?: number },
   ): Promise<{ results: EnqueueResult[]; claimed: ClaimedTask[] }> {
+    const laneIds = await this.laneIdsOf(tasks);
     const outcome = await this.connections.transaction(async (db) => {
-      const results = tasks.length === 0 ? [] : await insertTasks(db, tasks);
+      const results = tasks.length === 0 ? [] : await insertTasks(db, tasks, laneIds);
       const claimed = await this.claim(db, claim.lane, claim.limit, claim.now, {
         maxConcurrency: claim.maxConcurrency,
       });
@@ -95,67 +96,24 @@ export class PostgresTaskQueue {
   }
 
   /**
-   * Claims with `enable_sort = off`: inside the transaction of `db`, or on its own on the fast pool.
-   * With a `maxConcurrency`, claims of one function take turns on an advisory lock from their count of
-   * running tasks to their commit, so each counts the tasks the ones before it started: two nodes
-   * cannot both take the last free slot.
+   * Claims with `enable_sort = off`: inside the transaction of `db`, or on its own on the fast pool (one
+   * statement, one implicit transaction: see `claimSql` for the locking argument).
    */
   private async claim(
-    db: pg.PoolClient | null,
+    db: Queryable | null,
     lane: Lane,
     limit: number,
     now: Date,
     { order = "priority", maxConcurrency = 0 }: ClaimOptions,
   ): Promise<ClaimedTask[]> {
     if (limit <= 0) return [];
-    const functionKey = `${lane.project}/${lane.functionName}`;
-    // $1 project, $2 function, $3 revision, $4 limit, $5 now (epoch ms), $6 this node, $7 maxConcurrency
-    // (0: none; the running count is only read when there is one).
-    // Locking: the subquery locks the rows it picks (FOR UPDATE) and passes over rows another claimer
-    // has locked (SKIP LOCKED), so concurrent claimers never wait on each other; a row another claimer
-    // took and committed after this statement's snapshot is re-read when locked, fails state = 'queued'
-    // and is dropped. So every task is started by exactly one claim, whatever the number of nodes.
-    const statement = {
+    const { laneId, slotId } = await this.connections.laneIds.of(lane);
+    // $1 lane, $2 its function's slot, $3 limit, $4 now (epoch ms), $5 this node, $7 maxConcurrency
+    const { rows } = await (db ?? this.connections.fastDb).query<ClaimRow>({
       name: `kiln_claim_${order}`,
-      text: `UPDATE tasks
-               SET state = 'running', attempt = attempt + 1, attempt_started_at = $5, node_id = $6,
-                   started_at = coalesce(started_at, $5),
-                   start_latency_ms = coalesce(start_latency_ms, greatest(0, $5 - run_at))
-               WHERE seq IN (
-                 SELECT seq FROM tasks
-                 WHERE state = 'queued' AND project = $1 AND function_name = $2 AND revision = $3
-                 ORDER BY ${order === "priority" ? "priority DESC, seq" : "seq"}
-                 LIMIT CASE WHEN $7 > 0 THEN greatest(0, least($4, $7 - (
-                   SELECT count(*) FROM tasks WHERE state = 'running' AND project = $1 AND function_name = $2)))
-                 ELSE $4 END
-                 FOR UPDATE SKIP LOCKED)
-               RETURNING seq, id, payload, priority, timeout_s, attempt, charged_attempts, awaited`,
-      values: [
-        lane.project,
-        lane.functionName,
-        lane.revision,
-        limit,
-        now.getTime(),
-        this.connections.nodeId,
-        maxConcurrency,
-      ],
-    };
-    // $1 the function
-    const lock = { name: "kiln_lock_function", text: lockFunctionSql, values: [functionKey] };
-    let rows: ClaimRow[];
-    if (maxConcurrency === 0) {
-      rows = (await (db ?? this.connections.fastDb).query<ClaimRow>(statement)).rows;
-    } else if (db !== null) {
-      await db.query(lock);
-      rows = (await db.query<ClaimRow>(statement)).rows;
-    } else {
-      // One round trip: the statements of one simple query run as one transaction, so the lock is held
-      // while PostgreSQL runs them rather than across round trips to this node.
-      const results = (await this.connections.fastPool
-        .query(`${inlineValues(lock)}; ${inlineValues(statement)}`)
-        .catch(rethrowUnavailable)) as unknown as pg.QueryResult<ClaimRow>[];
-      rows = results[1]?.rows ?? [];
-    }
+      text: claimSql(order),
+      values: [laneId, slotId, limit, now.getTime(), this.connections.nodeId, maxConcurrency],
+    });
     const awaited = rows.filter((row) => row.awaited).map((row) => row.id);
     if (awaited.length > 0) this.connections.announce.started(awaited);
     rows.sort((a, b) => (order === "priority" ? b.priority - a.priority : 0) || a.seq - b.seq);
@@ -185,29 +143,10 @@ export class PostgresTaskQueue {
     );
     if (batch.length === 0) return;
     const final = batch.map((end) => end.next.state !== "delayed");
-    // $1..$11 one array element per end; $12 the log limit in characters, $13 the truncation marker.
-    // $14 this node. Fencing: an end applies only while its attempt is the task's running one, claimed
-    // by this node. Every claim increments the attempt number, so an end from a node whose lease expired
-    // (its task was claimed again) matches nothing; the node is checked too because a claim whose commit
-    // PostgreSQL forgot in a crash (see `fastPool`) may see its attempt number handed out again.
+    // One statement for the batch, fenced by attempt and node: see `finishAttemptsSql`.
     const { rows } = await this.connections.fastDb.query<{ id: string }>({
       name: "kiln_finish_attempts",
-      text: `UPDATE tasks t
-             SET state = e.state, run_at = coalesce(e.run_at, t.run_at), finished_at = e.finished_at,
-                 result = e.result, failure = e.failure, attempt_started_at = NULL,
-                 attempts = ${appendAttemptSql("t.attempts", "e.attempt_json")},
-                 charged_attempts = t.charged_attempts + e.charged,
-                 callback_state = CASE WHEN e.final AND t.callback_url IS NOT NULL THEN 'pending' ELSE t.callback_state END,
-                 callback_next_at = CASE WHEN e.final AND t.callback_url IS NOT NULL THEN e.finished_at ELSE t.callback_next_at END,
-                 log = CASE
-                   WHEN length(t.log) > $12 THEN t.log
-                   WHEN length(t.log) + length(e.log) > $12 THEN substr(t.log || e.log, 1, $12) || $13
-                   ELSE t.log || e.log END
-             FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[],
-                         $8::text[], $9::int[], $10::boolean[], $11::text[])
-                    AS e(task_id, attempt, state, run_at, finished_at, result, failure, attempt_json, charged, final, log)
-             WHERE t.id = e.task_id AND t.state = 'running' AND t.attempt = e.attempt AND t.node_id = $14
-             RETURNING CASE WHEN e.final AND t.awaited THEN t.id END AS id`,
+      text: finishAttemptsSql,
       values: [
         batch.map((end) => end.taskId),
         batch.map((end) => end.attempt),
@@ -226,7 +165,7 @@ export class PostgresTaskQueue {
         this.connections.nodeId,
       ],
     });
-    const ended = rows.flatMap((row) => (row.id === null ? [] : [row.id]));
+    const ended = rows.map((row) => row.id);
     if (ended.length > 0) this.connections.announce.ended(ended);
   }
 
@@ -240,12 +179,20 @@ export class PostgresTaskQueue {
   }
 
   async releaseDueTasks(now: Date): Promise<Lane[]> {
-    // $1 now. Two nodes releasing at once: the second waits for the first's row locks, re-reads the
-    // rows as queued and skips them, so each lane is named by one of them.
+    // $1 now. Two nodes releasing at once take different rows (SKIP LOCKED), so each lane is named by
+    // one of them.
     const { rows } = await this.connections.db.query<LaneRow>({
       name: "kiln_release_due_tasks",
-      text: `UPDATE tasks SET state = 'queued' WHERE state = 'delayed' AND run_at <= $1
-               RETURNING project, function_name, revision`,
+      text: `WITH due AS (
+               DELETE FROM delayed WHERE seq IN (
+                 SELECT seq FROM delayed WHERE run_at <= $1 ORDER BY run_at FOR UPDATE SKIP LOCKED)
+               RETURNING seq),
+             queued AS (
+               UPDATE tasks t SET state = 'queued' FROM due WHERE t.seq = due.seq
+               RETURNING t.seq, t.lane_id, t.priority),
+             ready_again AS (
+               INSERT INTO ready (seq, lane_id, priority) SELECT seq, lane_id, priority FROM queued)
+             SELECT DISTINCT l.project, l.function_name, l.revision FROM queued q JOIN lanes l ON l.id = q.lane_id`,
       values: [now.getTime()],
     });
     return distinctLanes(rows);
@@ -253,46 +200,59 @@ export class PostgresTaskQueue {
 
   async nextRunAt(): Promise<Date | null> {
     const { rows } = await this.connections.db.query<{ next: number | null }>({
-      text: "SELECT min(run_at) AS next FROM tasks WHERE state = 'delayed'",
+      text: "SELECT min(run_at) AS next FROM delayed",
     });
     return rows[0]?.next == null ? null : new Date(rows[0].next);
   }
 
   async listReadyLanes(): Promise<Lane[]> {
     const { rows } = await this.connections.db.query<LaneRow>({
-      text: "SELECT DISTINCT project, function_name, revision FROM tasks WHERE state = 'queued'",
+      text: `SELECT project, function_name, revision FROM lanes l
+               WHERE EXISTS (SELECT 1 FROM ready r WHERE r.lane_id = l.id)`,
     });
     return distinctLanes(rows);
   }
 
   async cancelPendingTask(project: string, id: string, now: Date): Promise<Task | null> {
-    // $1 project, $2 task, $3 now
-    const { rows } = await this.connections.db.query<TaskRow & { awaited: boolean }>({
-      text: `UPDATE tasks SET state = 'cancelled', finished_at = $3,
-               callback_state = CASE WHEN callback_url IS NOT NULL THEN 'pending' ELSE callback_state END,
-               callback_next_at = CASE WHEN callback_url IS NOT NULL THEN $3 ELSE callback_next_at END
-             WHERE project = $1 AND id = $2 AND state IN ('queued', 'delayed')
-             RETURNING ${taskColumns}, awaited`,
+    // $1 project, $2 task, $3 now. The task leaves `ready` or `delayed` first: a claim that locked its
+    // `ready` row first has it (this DELETE waits and then finds nothing), else the claim skips it.
+    const { rows } = await this.connections.db.query<{ awaited: boolean }>({
+      text: `WITH pending AS (
+               SELECT seq FROM tasks WHERE project = $1 AND id = $2 AND state IN ('queued', 'delayed')),
+             unqueued AS (DELETE FROM ready WHERE seq IN (SELECT seq FROM pending) RETURNING seq),
+             undelayed AS (DELETE FROM delayed WHERE seq IN (SELECT seq FROM pending) RETURNING seq),
+             cancelled AS (
+               UPDATE tasks t SET state = 'cancelled', finished_at = $3
+                WHERE t.seq IN (SELECT seq FROM unqueued UNION ALL SELECT seq FROM undelayed)
+               RETURNING t.seq, t.callback_url, t.awaited),
+             outbox AS (
+               INSERT INTO callbacks (seq, url, state, attempts, next_at)
+               SELECT seq, callback_url, 'pending', 0, $3 FROM cancelled WHERE callback_url IS NOT NULL
+               ON CONFLICT (seq) DO UPDATE SET state = 'pending', attempts = 0, next_at = excluded.next_at)
+             SELECT awaited FROM cancelled`,
       values: [project, id, now.getTime()],
     });
     if (rows[0]?.awaited === true) this.connections.announce.ended([id]);
-    // Not pending: read it again, since a node that just claimed it committed after this statement began.
-    return rows[0] === undefined ? selectTask(this.connections.db, project, id) : toTask(rows[0]);
+    // Read after the change: as committed, or as a node that just claimed it left it.
+    return selectTask(this.connections.db, project, id);
   }
 
   async requeueFinishedTask(project: string, id: string, now: Date): Promise<Task | null> {
-    // $1 project, $2 task, $3 now
-    const { rows } = await this.connections.db.query<TaskRow>({
-      text: `UPDATE tasks
-               SET state = 'queued', run_at = $3, finished_at = NULL, result = NULL, failure = NULL,
-                   progress = NULL, charged_attempts = 0, lost_attempts = 0,
-                   callback_state = NULL, callback_attempts = 0, callback_next_at = NULL
-             WHERE project = $1 AND id = $2
-               AND state IN ('succeeded', 'failed', 'timed_out', 'out_of_memory', 'cancelled')
-             RETURNING ${taskColumns}`,
+    // $1 project, $2 task, $3 now. Its result and callback go; its attempts and log stay.
+    await this.connections.db.query({
+      text: `WITH again AS (
+               UPDATE tasks
+                  SET state = 'queued', run_at = $3, finished_at = NULL, progress = NULL, charged_attempts = 0,
+                      lost_attempts = 0
+                WHERE project = $1 AND id = $2
+                  AND state IN ('succeeded', 'failed', 'timed_out', 'out_of_memory', 'cancelled')
+               RETURNING seq, lane_id, priority),
+             queued AS (INSERT INTO ready (seq, lane_id, priority) SELECT seq, lane_id, priority FROM again),
+             no_result AS (DELETE FROM task_results WHERE seq IN (SELECT seq FROM again)),
+             no_callback AS (DELETE FROM callbacks WHERE seq IN (SELECT seq FROM again))
+             SELECT seq FROM again`,
       values: [project, id, now.getTime()],
     });
-    // Not finished: read it again, as it is now rather than as this statement's snapshot saw it.
-    return rows[0] === undefined ? selectTask(this.connections.db, project, id) : toTask(rows[0]);
+    return selectTask(this.connections.db, project, id);
   }
 }

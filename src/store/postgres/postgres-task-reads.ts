@@ -12,7 +12,7 @@ export class PostgresTaskReads implements TaskReads {
     // $1 project, $2 task
     const { rows } = await this.connections.db.query<TaskRow>({
       name: "kiln_get_task",
-      text: `SELECT ${taskColumns} FROM tasks WHERE project = $1 AND id = $2`,
+      text: `SELECT ${taskColumns} FROM task_view WHERE project = $1 AND id = $2`,
       values: [project, id],
     });
     return rows[0] === undefined ? null : toTask(rows[0]);
@@ -24,7 +24,7 @@ export class PostgresTaskReads implements TaskReads {
     const { rows } = await this.connections.db.query<TaskRow>({
       name: "kiln_watch_task",
       text: `WITH watched AS (UPDATE tasks SET awaited = true WHERE project = $1 AND id = $2 AND NOT awaited)
-             SELECT ${taskColumns} FROM tasks WHERE project = $1 AND id = $2`,
+             SELECT ${taskColumns} FROM task_view WHERE project = $1 AND id = $2`,
       values: [project, id],
     });
     return rows[0] === undefined ? null : toTask(rows[0]);
@@ -43,7 +43,7 @@ export class PostgresTaskReads implements TaskReads {
     if (query.label !== undefined) filter("label", "=", query.label);
     if (query.cursor !== undefined) filter("seq", "<", decodeCursor(query.cursor));
     const { rows } = await this.connections.db.query<TaskRow>({
-      text: `SELECT ${taskColumns} FROM tasks WHERE ${conditions.join(" AND ")} ORDER BY seq DESC LIMIT $2`,
+      text: `SELECT ${taskColumns} FROM task_view WHERE ${conditions.join(" AND ")} ORDER BY seq DESC LIMIT $2`,
       values,
     });
     const page = rows.slice(0, query.limit);
@@ -56,7 +56,9 @@ export class PostgresTaskReads implements TaskReads {
 
   async getTaskLog(project: string, id: string): Promise<string | null> {
     const { rows } = await this.connections.db.query<{ log: string }>({
-      text: "SELECT log FROM tasks WHERE project = $1 AND id = $2",
+      // $1 project, $2 task: null for an unknown task, '' for one without output
+      text: `SELECT coalesce((SELECT string_agg(chunk, '' ORDER BY l.id) FROM task_logs l WHERE l.seq = t.seq), '') AS log
+               FROM tasks t WHERE project = $1 AND id = $2`,
       values: [project, id],
     });
     return rows[0]?.log ?? null;
@@ -68,7 +70,7 @@ export async function selectTask(db: Queryable, project: string, id: string): Pr
   // $1 project, $2 task
   const { rows } = await db.query<TaskRow>({
     name: "kiln_get_task",
-    text: `SELECT ${taskColumns} FROM tasks WHERE project = $1 AND id = $2`,
+    text: `SELECT ${taskColumns} FROM task_view WHERE project = $1 AND id = $2`,
     values: [project, id],
   });
   return rows[0] === undefined ? null : toTask(rows[0]);

@@ -7,10 +7,10 @@ import type { Lane } from "../../domain/lane.js";
 import type { Failure } from "../../domain/task.js";
 import { distinctLanes, type StoredAttempt } from "../rows.js";
 import type { PostgresConnections } from "./postgres-connections.js";
-import { appendAttemptSql } from "./statements.js";
 
 /** A running task whose attempt is recorded as `lost`. */
 interface LostRow {
+  seq: number;
   id: string;
   project: string;
   function_name: string;
@@ -40,7 +40,7 @@ export class PostgresTaskRecovery {
     // $1 this node: the other nodes' running tasks are theirs to finish (or, once their lease has
     // expired, anyone's to recover: see `recoverExpiredLeases`).
     const recovery = await this.loseRunningTasks(
-      "node_id = $1",
+      "r.node_id = $1",
       [this.connections.nodeId],
       now,
       maxLostAttempts,
@@ -56,7 +56,7 @@ export class PostgresTaskRecovery {
   recoverExpiredLeases(now: Date, maxLostAttempts: number): Promise<Recovery> {
     // $1 this node, which is alive since it is asking
     return this.loseRunningTasks(
-      `node_id IN (SELECT id FROM nodes WHERE lease_expires_at <= ${dbNowMs} AND id <> $1)`,
+      `r.node_id IN (SELECT id FROM nodes WHERE lease_expires_at <= ${dbNowMs} AND id <> $1)`,
       [this.connections.nodeId],
       now,
       maxLostAttempts,
@@ -76,7 +76,7 @@ export class PostgresTaskRecovery {
   ): Promise<Recovery> {
     // $1 this node, $2 claimed before (epoch ms), $3 the tasks it knows
     return this.loseRunningTasks(
-      "node_id = $1 AND attempt_started_at < $2 AND NOT (id = ANY($3::text[]))",
+      "r.node_id = $1 AND r.claimed_at < $2 AND NOT (t.id = ANY($3::text[]))",
       [this.connections.nodeId, claimedBefore.getTime(), known],
       now,
       maxLostAttempts,
@@ -93,10 +93,12 @@ export class PostgresTaskRecovery {
     message: string,
   ): Promise<Recovery> {
     const recovery = await this.connections.transaction(async (db): Promise<Recovery> => {
-      // Rows another node is recovering (or finishing) right now are skipped: theirs to record.
+      // Attempts another node is recovering (or finishing) right now are skipped: theirs to record.
       const { rows: running } = await db.query<LostRow>({
-        text: `SELECT id, project, function_name, revision, attempt, attempt_started_at, lost_attempts, awaited
-                 FROM tasks WHERE state = 'running' AND ${condition} ORDER BY id FOR UPDATE SKIP LOCKED`,
+        text: `SELECT r.seq, t.id, l.project, l.function_name, l.revision, r.attempt,
+                      r.claimed_at AS attempt_started_at, t.lost_attempts, t.awaited
+                 FROM running r JOIN tasks t ON t.seq = r.seq JOIN lanes l ON l.id = t.lane_id
+                WHERE ${condition} ORDER BY r.seq FOR UPDATE OF r SKIP LOCKED`,
         values,
       });
       if (running.length === 0) return { lost: 0, lanes: [], ended: [] };
@@ -107,21 +109,40 @@ export class PostgresTaskRecovery {
         message: `lost ${maxLostAttempts} times; not run again`,
         retryable: false,
       });
-      // $1..$3 one array element per task; $4 now, $5 the failure of a task lost too often
+      // $1..$3 one array element per task; $4 now, $5 the failure of a task lost too often. Like an
+      // end: the running rows go (and their slots with them), the attempt is appended, and the task is
+      // queued again or, lost too often, failed (with its callback due).
       await db.query({
-        text: `UPDATE tasks t
-               SET state = CASE WHEN e.exhausted THEN 'failed' ELSE 'queued' END,
-                   finished_at = CASE WHEN e.exhausted THEN $4::bigint END,
-                   failure = CASE WHEN e.exhausted THEN $5 END,
-                   attempt_started_at = NULL,
-                   callback_state = CASE WHEN e.exhausted AND t.callback_url IS NOT NULL THEN 'pending' ELSE t.callback_state END,
-                   callback_next_at = CASE WHEN e.exhausted THEN $4::bigint ELSE t.callback_next_at END,
-                   lost_attempts = t.lost_attempts + 1,
-                   attempts = ${appendAttemptSql("t.attempts", "e.attempt_json")}
-               FROM unnest($1::text[], $2::boolean[], $3::text[]) AS e(id, exhausted, attempt_json)
-               WHERE t.id = e.id`,
+        text: `WITH e AS (
+                 SELECT * FROM unnest($1::bigint[], $2::boolean[], $3::text[]) AS e(seq, exhausted, attempt_json)),
+               stopped AS (DELETE FROM running r USING e WHERE r.seq = e.seq RETURNING r.seq, r.slot_id),
+               freed AS (
+                 UPDATE function_slots s SET running = s.running - n.count
+                   FROM (SELECT slot_id, count(*)::int AS count FROM stopped GROUP BY slot_id ORDER BY slot_id) n
+                  WHERE s.id = n.slot_id),
+               attempts AS (
+                 INSERT INTO task_attempts (seq, attempt)
+                 SELECT e.seq, e.attempt_json FROM e JOIN stopped USING (seq) ORDER BY e.seq),
+               lost AS (
+                 UPDATE tasks t
+                    SET state = CASE WHEN e.exhausted THEN 'failed' ELSE 'queued' END,
+                        finished_at = CASE WHEN e.exhausted THEN $4::bigint END,
+                        attempt_started_at = NULL, lost_attempts = t.lost_attempts + 1
+                   FROM e JOIN stopped USING (seq)
+                  WHERE t.seq = e.seq
+                 RETURNING t.seq, t.lane_id, t.priority, t.callback_url, e.exhausted),
+               failures AS (
+                 INSERT INTO task_results (seq, result, failure) SELECT seq, NULL, $5 FROM lost WHERE exhausted
+                 ON CONFLICT (seq) DO UPDATE SET result = NULL, failure = excluded.failure),
+               requeued AS (
+                 INSERT INTO ready (seq, lane_id, priority) SELECT seq, lane_id, priority FROM lost WHERE NOT exhausted),
+               outbox AS (
+                 INSERT INTO callbacks (seq, url, state, attempts, next_at)
+                 SELECT seq, callback_url, 'pending', 0, $4 FROM lost WHERE exhausted AND callback_url IS NOT NULL
+                 ON CONFLICT (seq) DO UPDATE SET state = 'pending', attempts = 0, next_at = excluded.next_at)
+               SELECT count(*) FROM lost`,
         values: [
-          running.map((task) => task.id),
+          running.map((task) => task.seq),
           exhausted,
           running.map((task) =>
             JSON.stringify({

@@ -9,7 +9,7 @@ export class SqliteCallbackOutbox implements CallbackOutbox {
   claimDueCallbacks(now: Date, limit: number, leaseMs: number): Promise<DueCallback[]> {
     return this.database.commits.write(() => {
       const rows = this.database
-        .sql<[number, number, number], TaskRow & { callback_url: string }>(
+        .sql<[number, number, number], TaskRow & { callback_url: string; callback_attempts: number }>(
           `UPDATE tasks SET callback_next_at = ?
          WHERE seq IN (SELECT seq FROM tasks WHERE callback_state = 'pending' AND callback_next_at <= ?
                        ORDER BY callback_next_at LIMIT ?)
