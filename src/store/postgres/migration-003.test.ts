@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import pg from "pg";
-import type { TaskState } from "../../domain/task.js";
-import { toTask, type TaskRow } from "../rows.js";
+import { oldTaskRowsInEveryState } from "../contract/old-task-rows.js";
+import { toTask } from "../rows.js";
 import { migrations } from "./migrations/index.js";
 import {
   at,
@@ -23,60 +23,6 @@ import {
 const database = new TestDatabase(testDatabaseUrl ?? "");
 if (testDatabaseUrl !== null) await database.check();
 after(() => database.close());
-
-/** A `tasks` row of schema version 2, with what the `TaskRow` lacks. */
-interface OldRow extends TaskRow {
-  node_id: string | null;
-  charged_attempts: number;
-  log: string;
-  callback_state: string | null;
-  callback_attempts: number;
-  callback_next_at: number | null;
-  awaited: boolean;
-}
-
-const attempt = (number: number, outcome: string, failure?: object) =>
-  JSON.stringify({ number, startedAt: t0.getTime() + 10, finishedAt: t0.getTime() + 20, outcome, failure });
-
-let seq = 0;
-function oldRow(state: TaskState, overrides: Partial<OldRow> = {}): OldRow {
-  seq += 1;
-  const ended = !["queued", "delayed", "running"].includes(state);
-  return {
-    seq,
-    id: `task-${seq}-${state}`,
-    project,
-    function_name: lane.functionName,
-    revision: lane.revision,
-    state,
-    priority: seq % 3,
-    payload: `{"n": ${seq}, "text":"\\u00e9"}`,
-    label: seq % 2 === 0 ? "even" : null,
-    idempotency_key: `key-${seq}`,
-    timeout_s: 60,
-    created_at: t0.getTime() + seq,
-    run_at: t0.getTime() + seq + (state === "delayed" ? 60_000 : 0),
-    started_at: state === "queued" || state === "delayed" ? null : t0.getTime() + 100,
-    finished_at: ended ? t0.getTime() + 200 : null,
-    start_latency_ms: state === "queued" || state === "delayed" ? null : 100 - seq,
-    attempt: state === "queued" || state === "delayed" ? 0 : 1,
-    attempt_started_at: state === "running" ? t0.getTime() + 100 : null,
-    node_id: state === "queued" || state === "delayed" ? null : "node-old",
-    lost_attempts: 0,
-    charged_attempts: ended ? 1 : 0,
-    attempts: ended ? `[${attempt(1, state === "cancelled" ? "failed" : state)}]` : "[]",
-    result: state === "succeeded" ? '{"ok": true}' : null,
-    failure: state === "failed" ? '{"kind":"handler_error","message":"no","retryable":true}' : null,
-    progress: state === "running" ? '{"percent":50,"message":"half"}' : null,
-    log: ended ? `log of ${seq}\n` : "",
-    callback_url: null,
-    callback_state: null,
-    callback_attempts: 0,
-    callback_next_at: null,
-    awaited: false,
-    ...overrides,
-  };
-}
 
 describe("PostgreSQL migration 003", { timeout: 60_000, skip: skipWithoutDatabase }, () => {
   test("carries tasks in every state over unchanged, and each goes on from where it was", async () => {
@@ -106,29 +52,7 @@ describe("PostgreSQL migration 003", { timeout: 60_000, skip: skipWithoutDatabas
         lane.revision,
         t0.getTime(),
       ]);
-      const rows = [
-        oldRow("queued"),
-        oldRow("queued", { priority: 2 }),
-        oldRow("delayed"),
-        oldRow("running"),
-        oldRow("succeeded", {
-          callback_url: "http://x/ok",
-          callback_state: "delivered",
-          callback_attempts: 1,
-        }),
-        oldRow("failed", {
-          callback_url: "http://x/failed",
-          callback_state: "pending",
-          callback_attempts: 2,
-          callback_next_at: t0.getTime() + 500,
-        }),
-        oldRow("timed_out", {
-          lost_attempts: 1,
-          attempts: `[${attempt(1, "lost")},${attempt(2, "timed_out")}]`,
-        }),
-        oldRow("out_of_memory"),
-        oldRow("cancelled", { attempts: "[]", log: "", charged_attempts: 0, started_at: null }),
-      ];
+      const rows = oldTaskRowsInEveryState();
       for (const row of rows) {
         const columns = Object.keys(row);
         await admin.query(

@@ -1,8 +1,14 @@
 /** The statements and row helpers the PostgreSQL store shares between its methods. */
 import type pg from "pg";
-import type { Task } from "../../domain/task.js";
 import type { EnqueueResult, FunctionRecord, NewTask, AttemptEnd } from "../store.js";
-import { toFunctionRecord, toTask, type FunctionRow, type StoredAttempt, type TaskRow } from "../rows.js";
+import {
+  newTaskRecord,
+  toFunctionRecord,
+  toTask,
+  type FunctionRow,
+  type StoredAttempt,
+  type TaskRow,
+} from "../rows.js";
 
 /** `query` as both `pg.Pool` and `pg.PoolClient` offer it: a statement outside or inside a transaction. */
 export interface Queryable {
@@ -94,32 +100,6 @@ export async function insertTasks(
     if (held === undefined) throw new Error(`task ${task.id} was neither inserted nor found`);
     return { task: toTask(held), created: false };
   });
-}
-
-/** A task as it is once inserted, without reading it back. */
-function newTaskRecord(task: NewTask): Task {
-  return {
-    id: task.id,
-    project: task.project,
-    functionName: task.functionName,
-    revision: task.revision,
-    state: task.runAt > task.createdAt ? "delayed" : "queued",
-    priority: task.priority,
-    payload: JSON.parse(task.payload) as unknown,
-    label: task.label,
-    idempotencyKey: task.idempotencyKey,
-    timeoutS: task.timeoutS,
-    createdAt: task.createdAt,
-    runAt: task.runAt,
-    startedAt: null,
-    finishedAt: null,
-    startLatencyMs: null,
-    attempts: [],
-    lostAttempts: 0,
-    result: null,
-    failure: null,
-    progress: null,
-  };
 }
 
 export function selectFunction(db: Queryable, project: string, name: string): Promise<FunctionRecord | null> {

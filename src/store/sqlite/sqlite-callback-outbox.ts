@@ -8,28 +8,25 @@ export class SqliteCallbackOutbox implements CallbackOutbox {
 
   claimDueCallbacks(now: Date, limit: number, leaseMs: number): Promise<DueCallback[]> {
     return this.database.commits.write(() => {
-      const rows = this.database
-        .sql<[number, number, number], TaskRow & { callback_url: string; callback_attempts: number }>(
-          `UPDATE tasks SET callback_next_at = ?
-         WHERE seq IN (SELECT seq FROM tasks WHERE callback_state = 'pending' AND callback_next_at <= ?
-                       ORDER BY callback_next_at LIMIT ?)
-         RETURNING *`,
+      const taken = this.database
+        .sql<[number, number, number], { seq: number; url: string; attempts: number }>(
+          `UPDATE callbacks SET next_at = ?
+           WHERE seq IN (SELECT seq FROM callbacks WHERE state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?)
+           RETURNING seq, url, attempts`,
         )
         .all(now.getTime() + leaseMs, now.getTime(), limit);
-      rows.sort((a, b) => a.seq - b.seq);
-      return rows.map((row) => ({
-        task: toTask(row),
-        url: row.callback_url,
-        attempts: row.callback_attempts,
-      }));
+      taken.sort((a, b) => a.seq - b.seq);
+      const selectTask = this.database.sql<[number], TaskRow>("SELECT * FROM task_view WHERE seq = ?");
+      return taken.flatMap(({ seq, url, attempts }) => {
+        const row = selectTask.get(seq);
+        return row === undefined ? [] : [{ task: toTask(row), url, attempts }];
+      });
     }, false);
   }
 
   nextCallbackAt(): Promise<Date | null> {
     const row = this.database
-      .sql<[], { next: number | null }>(
-        "SELECT min(callback_next_at) AS next FROM tasks WHERE callback_state = 'pending'",
-      )
+      .sql<[], { next: number | null }>("SELECT min(next_at) AS next FROM callbacks WHERE state = 'pending'")
       .get();
     return Promise.resolve(row?.next == null ? null : new Date(row.next));
   }
@@ -42,8 +39,8 @@ export class SqliteCallbackOutbox implements CallbackOutbox {
     return this.database.commits.write(() => {
       this.database
         .sql(
-          `UPDATE tasks SET callback_state = ?, callback_attempts = callback_attempts + 1, callback_next_at = ?
-         WHERE id = ? AND callback_state = 'pending'`,
+          `UPDATE callbacks SET state = ?, attempts = attempts + 1, next_at = ?
+           WHERE seq = (SELECT seq FROM tasks WHERE id = ?) AND state = 'pending'`,
         )
         .run(state, outcome.retryAt?.getTime() ?? null, taskId);
     }, false);

@@ -1,31 +1,55 @@
-/** The SQLite `TaskQueue`: enqueue, claim, the end of attempts, delayed tasks and recovery. */
+/**
+ * The SQLite `TaskQueue`: enqueue, claim, the end of attempts, delayed tasks and recovery, on the tables
+ * of migration 005. One writer (this process) and synchronous statements: no two claims interleave, so
+ * a claim reads its function's slot row and takes what is left of `maxConcurrency`.
+ */
 import type { Lane } from "../../domain/lane.js";
 import type { Failure, Progress, Task } from "../../domain/task.js";
 import type { AttemptEnd, ClaimedTask, ClaimOptions, EnqueueResult, NewTask, TaskQueue } from "../store.js";
 import {
   distinctLanes,
   logTruncatedMarker,
+  newTaskRecord,
   toTask,
   type LaneRow,
   type StoredAttempt,
   type TaskRow,
 } from "../rows.js";
 import type { SqliteDatabase } from "./sqlite-database.js";
+import { SqliteLaneIds } from "./sqlite-lane-ids.js";
 import { selectTask } from "./sqlite-task-reads.js";
 
+interface ClaimRow {
+  seq: number;
+  id: string;
+  priority: number;
+  timeout_s: number;
+  attempt: number;
+  charged_attempts: number;
+}
+
+const finalStates = "('succeeded', 'failed', 'timed_out', 'out_of_memory', 'cancelled')";
+
 export class SqliteTaskQueue implements TaskQueue {
-  constructor(private readonly database: SqliteDatabase) {}
+  private readonly laneIds: SqliteLaneIds;
+
+  constructor(private readonly database: SqliteDatabase) {
+    this.laneIds = new SqliteLaneIds(database);
+  }
 
   enqueueTasks(tasks: NewTask[]): Promise<EnqueueResult[]> {
-    return this.database.commits.write(() => this.insertTasks(tasks), true);
+    const laneIds = tasks.map((task) => this.laneIds.of(task).laneId);
+    return this.database.commits.write(() => this.insertTasks(tasks, laneIds), true);
   }
 
   enqueueAndClaimTasks(
     tasks: NewTask[],
     claim: { lane: Lane; limit: number; now: Date; maxConcurrency?: number },
   ): Promise<{ results: EnqueueResult[]; claimed: ClaimedTask[] }> {
+    const laneIds = tasks.map((task) => this.laneIds.of(task).laneId);
+    this.laneIds.of(claim.lane);
     return this.database.commits.write(() => {
-      const results = this.insertTasks(tasks);
+      const results = this.insertTasks(tasks, laneIds);
       const claimed = this.claimNow(claim.lane, claim.limit, claim.now, {
         maxConcurrency: claim.maxConcurrency,
       });
@@ -41,30 +65,42 @@ export class SqliteTaskQueue implements TaskQueue {
     }, true);
   }
 
-  private insertTasks(tasks: NewTask[]): EnqueueResult[] {
+  /** Inserts each task with its payload and its place in `ready` or `delayed`; `laneIds[i]` is task i's. */
+  private insertTasks(tasks: NewTask[], laneIds: number[]): EnqueueResult[] {
     // A repeated idempotency key inserts nothing; the existing task is returned instead.
-    const insert = this.database.sql<unknown[], TaskRow>(
-      `INSERT INTO tasks (id, project, function_name, revision, state, priority, payload, label, idempotency_key,
-                          timeout_s, created_at, run_at, callback_url)
-       VALUES (@id, @project, @functionName, @revision, @state, @priority, @payload, @label, @idempotencyKey,
-               @timeoutS, @createdAt, @runAt, @callbackUrl)
+    const insert = this.database.sql<unknown[], { seq: number }>(
+      `INSERT INTO tasks (id, project, lane_id, state, priority, label, idempotency_key, timeout_s, created_at,
+                          run_at, callback_url)
+       VALUES (@id, @project, @laneId, @state, @priority, @label, @idempotencyKey, @timeoutS, @createdAt,
+               @runAt, @callbackUrl)
        ON CONFLICT (project, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-       RETURNING *`,
+       RETURNING seq`,
     );
+    const insertPayload = this.database.sql("INSERT INTO task_payloads (seq, payload) VALUES (?, ?)");
+    const insertReady = this.database.sql("INSERT INTO ready (seq, lane_id, priority) VALUES (?, ?, ?)");
+    const insertDelayed = this.database.sql("INSERT INTO delayed (seq, lane_id, run_at) VALUES (?, ?, ?)");
     const selectByKey = this.database.sql<[string, string], TaskRow>(
-      "SELECT * FROM tasks WHERE project = ? AND idempotency_key = ?",
+      "SELECT * FROM task_view WHERE project = ? AND idempotency_key = ?",
     );
-    return tasks.map((task): EnqueueResult => {
+    return tasks.map((task, i): EnqueueResult => {
+      const laneId = laneIds[i]!;
+      const state = task.runAt > task.createdAt ? "delayed" : "queued";
       const row = insert.get({
         ...task,
-        state: task.runAt > task.createdAt ? "delayed" : "queued",
+        laneId,
+        state,
         createdAt: task.createdAt.getTime(),
         runAt: task.runAt.getTime(),
       });
-      if (row !== undefined) return { task: toTask(row), created: true };
-      const existing = selectByKey.get(task.project, task.idempotencyKey ?? "");
-      if (existing === undefined) throw new Error(`task ${task.id} was neither inserted nor found`);
-      return { task: toTask(existing), created: false };
+      if (row === undefined) {
+        const existing = selectByKey.get(task.project, task.idempotencyKey ?? "");
+        if (existing === undefined) throw new Error(`task ${task.id} was neither inserted nor found`);
+        return { task: toTask(existing), created: false };
+      }
+      insertPayload.run(row.seq, task.payload);
+      if (state === "queued") insertReady.run(row.seq, laneId, task.priority);
+      else insertDelayed.run(row.seq, laneId, task.runAt.getTime());
+      return { task: newTaskRecord(task), created: true };
     });
   }
 
@@ -72,35 +108,65 @@ export class SqliteTaskQueue implements TaskQueue {
     // A claim commits at once (at NORMAL, no fsync): the dispatcher already claims for all idle
     // sandboxes of a lane in one call, and waiting for the group commit would put a turn of the event
     // loop on the path of every task's start.
-    return Promise.resolve(this.claimNow(lane, limit, now, options));
+    this.laneIds.of(lane);
+    return Promise.resolve(this.database.db.transaction(() => this.claimNow(lane, limit, now, options))());
   }
 
-  // One writer (this process) and synchronous statements: no two claims can interleave.
+  /** Runs inside a transaction: takes the head of the lane from `ready` within the function's slots. */
   private claimNow(
     lane: Lane,
     wanted: number,
     now: Date,
     { order = "priority", maxConcurrency = 0 }: ClaimOptions,
   ): ClaimedTask[] {
-    const limit = maxConcurrency > 0 ? Math.min(wanted, maxConcurrency - this.countRunning(lane)) : wanted;
+    const { laneId, slotId } = this.laneIds.of(lane);
+    const running =
+      this.database
+        .sql<[number], { running: number }>("SELECT running FROM function_slots WHERE id = ?")
+        .get(slotId)?.running ?? 0;
+    const limit = maxConcurrency > 0 ? Math.min(wanted, maxConcurrency - running) : wanted;
     if (limit <= 0) return [];
+    const taken = this.database
+      .sql<[number, number], { seq: number }>(
+        `DELETE FROM ready WHERE seq IN (
+           SELECT seq FROM ready WHERE lane_id = ?
+           ORDER BY ${order === "priority" ? "priority DESC, seq" : "seq"} LIMIT ?)
+         RETURNING seq`,
+      )
+      .all(laneId, limit);
+    if (taken.length === 0) return [];
+    const seqs = JSON.stringify(taken.map((row) => row.seq));
     const rows = this.database
       .sql<unknown[], ClaimRow>(
         `UPDATE tasks
          SET state = 'running', attempt = attempt + 1, attempt_started_at = @now,
              started_at = coalesce(started_at, @now), start_latency_ms = coalesce(start_latency_ms, max(0, @now - run_at))
-         WHERE seq IN (
-           SELECT seq FROM tasks
-           WHERE state = 'queued' AND project = @project AND function_name = @functionName AND revision = @revision
-           ORDER BY ${order === "priority" ? "priority DESC, seq" : "seq"} LIMIT @limit)
-         RETURNING seq, id, payload, priority, timeout_s, attempt, charged_attempts`,
+         WHERE seq IN (SELECT value FROM json_each(@seqs))
+         RETURNING seq, id, priority, timeout_s, attempt, charged_attempts`,
       )
-      .all({ ...lane, limit, now: now.getTime() });
+      .all({ seqs, now: now.getTime() });
+    this.database
+      .sql(
+        `INSERT INTO running (seq, attempt, slot_id, claimed_at)
+         SELECT seq, attempt, @slotId, @now FROM tasks WHERE seq IN (SELECT value FROM json_each(@seqs))`,
+      )
+      .run({ seqs, slotId, now: now.getTime() });
+    this.database
+      .sql("UPDATE function_slots SET running = running + ? WHERE id = ?")
+      .run(rows.length, slotId);
+    const payloads = new Map(
+      this.database
+        .sql<[string], { seq: number; payload: string }>(
+          "SELECT seq, payload FROM task_payloads WHERE seq IN (SELECT value FROM json_each(?))",
+        )
+        .all(seqs)
+        .map((row) => [row.seq, row.payload]),
+    );
     rows.sort((a, b) => (order === "priority" ? b.priority - a.priority : 0) || a.seq - b.seq);
     return rows.map((row) => ({
       id: row.id,
       lane,
-      payload: row.payload,
+      payload: payloads.get(row.seq) ?? "null",
       priority: row.priority as ClaimedTask["priority"],
       timeoutS: row.timeout_s,
       attempt: row.attempt,
@@ -109,54 +175,94 @@ export class SqliteTaskQueue implements TaskQueue {
     }));
   }
 
-  private countRunning(lane: Lane): number {
-    const row = this.database
-      .sql<[string, string], { running: number }>(
-        "SELECT count(*) AS running FROM tasks WHERE state = 'running' AND project = ? AND function_name = ?",
-      )
-      .get(lane.project, lane.functionName);
-    return row?.running ?? 0;
+  finishAttempts(ends: AttemptEnd[]): Promise<void> {
+    return this.database.commits.write(() => {
+      for (const end of ends) this.finishAttempt(end);
+    }, false);
   }
 
-  finishAttempts(ends: AttemptEnd[]): Promise<void> {
-    const update = this.database.sql(
-      `UPDATE tasks
-       SET state = @state, run_at = coalesce(@runAt, run_at), finished_at = @finishedAt,
-           result = @result, failure = @failure, attempt_started_at = NULL,
-           attempts = json_insert(attempts, '$[#]', json(@attemptJson)),
-           charged_attempts = charged_attempts + @charged,
-           callback_state = CASE WHEN @final = 1 AND callback_url IS NOT NULL THEN 'pending' ELSE callback_state END,
-           callback_next_at = CASE WHEN @final = 1 AND callback_url IS NOT NULL THEN @finishedAt ELSE callback_next_at END,
-           log = ${appendLogSql}
-       WHERE id = @taskId AND state = 'running' AND attempt = @attempt`,
-    );
-    return this.database.commits.write(() => {
-      for (const end of ends) {
-        const final = end.next.state !== "delayed";
-        const attempt: StoredAttempt = {
-          number: end.attempt,
-          startedAt: end.startedAt.getTime(),
-          finishedAt: end.finishedAt.getTime(),
-          outcome: end.outcome,
-          ...(end.failure === null ? {} : { failure: end.failure }),
-        };
-        update.run({
-          taskId: end.taskId,
-          attempt: end.attempt,
-          state: end.next.state,
-          runAt: end.next.state === "delayed" ? end.next.runAt.getTime() : null,
-          finishedAt: final ? end.finishedAt.getTime() : null,
-          result: end.result,
-          failure: end.failure === null ? null : JSON.stringify(end.failure),
-          attemptJson: JSON.stringify(attempt),
-          charged: end.outcome === "lost" ? 0 : 1,
-          final: final ? 1 : 0,
-          log: end.log,
-          maxLog: this.database.maxLogChars,
-          marker: logTruncatedMarker,
-        });
-      }
-    }, false);
+  /** Records one end, fenced: only while `running` holds this attempt of the task. */
+  private finishAttempt(end: AttemptEnd): void {
+    const stopped = this.database
+      .sql<[string, number], { seq: number; slot_id: number }>(
+        `DELETE FROM running WHERE seq = (SELECT seq FROM tasks WHERE id = ?) AND attempt = ?
+         RETURNING seq, slot_id`,
+      )
+      .get(end.taskId, end.attempt);
+    if (stopped === undefined) return;
+    const { seq } = stopped;
+    const final = end.next.state !== "delayed";
+    const finishedAt = final ? end.finishedAt.getTime() : null;
+    this.database.sql("UPDATE function_slots SET running = running - 1 WHERE id = ?").run(stopped.slot_id);
+    this.appendAttempt(seq, {
+      number: end.attempt,
+      startedAt: end.startedAt.getTime(),
+      finishedAt: end.finishedAt.getTime(),
+      outcome: end.outcome,
+      ...(end.failure === null ? {} : { failure: end.failure }),
+    });
+    // Appends the log, cut at @max characters once, with @marker at the cut.
+    const logged = this.database
+      .sql<unknown[], { chars: number }>(
+        `INSERT INTO task_logs (seq, chunk)
+         SELECT seq, chunk FROM (
+           SELECT seq, CASE WHEN log_chars > @max THEN ''
+                            WHEN log_chars + length(@log) > @max THEN substr(@log, 1, @max - log_chars) || @marker
+                            ELSE @log END AS chunk
+           FROM tasks WHERE seq = @seq)
+         WHERE chunk <> ''
+         RETURNING length(chunk) AS chars`,
+      )
+      .get({ seq, log: end.log, max: this.database.maxLogChars, marker: logTruncatedMarker });
+    this.setResult(seq, end.result, end.failure === null ? null : JSON.stringify(end.failure));
+    const task = this.database
+      .sql<unknown[], { lane_id: number; callback_url: string | null }>(
+        `UPDATE tasks
+         SET state = @state, run_at = coalesce(@runAt, run_at), finished_at = @finishedAt, attempt_started_at = NULL,
+             charged_attempts = charged_attempts + @charged, log_chars = log_chars + @chars
+         WHERE seq = @seq
+         RETURNING lane_id, callback_url`,
+      )
+      .get({
+        seq,
+        state: end.next.state,
+        runAt: end.next.state === "delayed" ? end.next.runAt.getTime() : null,
+        finishedAt,
+        charged: end.outcome === "lost" ? 0 : 1,
+        chars: logged?.chars ?? 0,
+      });
+    if (end.next.state === "delayed") {
+      this.database
+        .sql("INSERT INTO delayed (seq, lane_id, run_at) VALUES (?, ?, ?)")
+        .run(seq, task?.lane_id, end.next.runAt.getTime());
+    } else if (task?.callback_url != null && finishedAt !== null) {
+      this.queueCallback(seq, task.callback_url, finishedAt);
+    }
+  }
+
+  private appendAttempt(seq: number, attempt: StoredAttempt): void {
+    this.database
+      .sql("INSERT INTO task_attempts (seq, attempt) VALUES (?, ?)")
+      .run(seq, JSON.stringify(attempt));
+  }
+
+  private setResult(seq: number, result: string | null, failure: string | null): void {
+    this.database
+      .sql(
+        `INSERT INTO task_results (seq, result, failure) VALUES (?, ?, ?)
+         ON CONFLICT (seq) DO UPDATE SET result = excluded.result, failure = excluded.failure`,
+      )
+      .run(seq, result, failure);
+  }
+
+  /** The task's outcome is to be POSTed to `url` from `dueAt` on. */
+  private queueCallback(seq: number, url: string, dueAt: number): void {
+    this.database
+      .sql(
+        `INSERT INTO callbacks (seq, url, state, attempts, next_at) VALUES (?, ?, 'pending', 0, ?)
+         ON CONFLICT (seq) DO UPDATE SET state = 'pending', attempts = 0, next_at = excluded.next_at`,
+      )
+      .run(seq, url, dueAt);
   }
 
   updateProgress(taskId: string, attempt: number, progress: Progress): Promise<void> {
@@ -168,25 +274,46 @@ export class SqliteTaskQueue implements TaskQueue {
   }
 
   releaseDueTasks(now: Date): Promise<Lane[]> {
-    const rows = this.database
-      .sql<[number], LaneRow>(
-        `UPDATE tasks SET state = 'queued' WHERE state = 'delayed' AND run_at <= ?
-         RETURNING project, function_name, revision`,
-      )
-      .all(now.getTime());
-    return Promise.resolve(distinctLanes(rows));
+    const release = this.database.db.transaction(() => {
+      const due = this.database
+        .sql<[number], { seq: number; lane_id: number }>(
+          "DELETE FROM delayed WHERE run_at <= ? RETURNING seq, lane_id",
+        )
+        .all(now.getTime());
+      if (due.length === 0) return [];
+      const seqs = JSON.stringify(due.map((row) => row.seq));
+      this.database
+        .sql(
+          `INSERT INTO ready (seq, lane_id, priority)
+           SELECT seq, lane_id, priority FROM tasks WHERE seq IN (SELECT value FROM json_each(?))`,
+        )
+        .run(seqs);
+      this.database
+        .sql("UPDATE tasks SET state = 'queued' WHERE seq IN (SELECT value FROM json_each(?))")
+        .run(seqs);
+      return this.database
+        .sql<[string], LaneRow>(
+          `SELECT project, function_name, revision FROM lanes
+           WHERE id IN (SELECT value FROM json_each(?))`,
+        )
+        .all(JSON.stringify([...new Set(due.map((row) => row.lane_id))]));
+    });
+    return Promise.resolve(distinctLanes(release()));
   }
 
   nextRunAt(): Promise<Date | null> {
     const row = this.database
-      .sql<[], { next: number | null }>("SELECT min(run_at) AS next FROM tasks WHERE state = 'delayed'")
+      .sql<[], { next: number | null }>("SELECT min(run_at) AS next FROM delayed")
       .get();
     return Promise.resolve(row?.next == null ? null : new Date(row.next));
   }
 
   listReadyLanes(): Promise<Lane[]> {
     const rows = this.database
-      .sql<[], LaneRow>("SELECT DISTINCT project, function_name, revision FROM tasks WHERE state = 'queued'")
+      .sql<[], LaneRow>(
+        `SELECT project, function_name, revision FROM lanes l
+         WHERE EXISTS (SELECT 1 FROM ready r WHERE r.lane_id = l.id)`,
+      )
       .all();
     return Promise.resolve(distinctLanes(rows));
   }
@@ -194,46 +321,54 @@ export class SqliteTaskQueue implements TaskQueue {
   recoverInterruptedTasks(now: Date, maxLostAttempts: number): Promise<number> {
     return this.database.commits.write(() => {
       const running = this.database
-        .sql<[], { id: string; attempt: number; attempt_started_at: number | null; lost_attempts: number }>(
-          "SELECT id, attempt, attempt_started_at, lost_attempts FROM tasks WHERE state = 'running'",
+        .sql<
+          [],
+          {
+            seq: number;
+            attempt: number;
+            claimed_at: number;
+            slot_id: number;
+            lost_attempts: number;
+            lane_id: number;
+            priority: number;
+            callback_url: string | null;
+          }
+        >(
+          `SELECT r.seq, r.attempt, r.claimed_at, r.slot_id, t.lost_attempts, t.lane_id, t.priority, t.callback_url
+           FROM running r JOIN tasks t ON t.seq = r.seq ORDER BY r.seq`,
         )
         .all();
-      const update = this.database.sql(
-        `UPDATE tasks
-         SET state = @state, finished_at = @finishedAt, failure = @failure, attempt_started_at = NULL,
-             callback_state = CASE WHEN @exhausted = 1 AND callback_url IS NOT NULL THEN 'pending' ELSE callback_state END,
-             callback_next_at = CASE WHEN @exhausted = 1 THEN @finishedAt ELSE callback_next_at END,
-             lost_attempts = lost_attempts + 1, attempts = json_insert(attempts, '$[#]', json(@attemptJson))
-         WHERE id = @id`,
-      );
+      const failure: Failure = {
+        kind: "lost",
+        message: "the node running this attempt stopped before it finished",
+        retryable: true,
+      };
       for (const task of running) {
-        const failure: Failure = {
-          kind: "lost",
-          message: "the node running this attempt stopped before it finished",
-          retryable: true,
-        };
-        const attempt: StoredAttempt = {
+        const exhausted = task.lost_attempts + 1 >= maxLostAttempts;
+        this.database.sql("DELETE FROM running WHERE seq = ?").run(task.seq);
+        this.database.sql("UPDATE function_slots SET running = running - 1 WHERE id = ?").run(task.slot_id);
+        this.appendAttempt(task.seq, {
           number: task.attempt,
-          startedAt: task.attempt_started_at ?? now.getTime(),
+          startedAt: task.claimed_at,
           finishedAt: now.getTime(),
           outcome: "lost",
           failure,
-        };
-        const exhausted = task.lost_attempts + 1 >= maxLostAttempts;
-        update.run({
-          id: task.id,
-          state: exhausted ? "failed" : "queued",
-          exhausted: exhausted ? 1 : 0,
-          finishedAt: exhausted ? now.getTime() : null,
-          failure: exhausted
-            ? JSON.stringify({
-                ...failure,
-                message: `lost ${maxLostAttempts} times; not run again`,
-                retryable: false,
-              })
-            : null,
-          attemptJson: JSON.stringify(attempt),
         });
+        this.database
+          .sql(
+            `UPDATE tasks SET state = ?, finished_at = ?, attempt_started_at = NULL, lost_attempts = lost_attempts + 1
+             WHERE seq = ?`,
+          )
+          .run(exhausted ? "failed" : "queued", exhausted ? now.getTime() : null, task.seq);
+        if (!exhausted) {
+          this.database
+            .sql("INSERT INTO ready (seq, lane_id, priority) VALUES (?, ?, ?)")
+            .run(task.seq, task.lane_id, task.priority);
+          continue;
+        }
+        const message = `lost ${maxLostAttempts} times; not run again`;
+        this.setResult(task.seq, null, JSON.stringify({ ...failure, message, retryable: false }));
+        if (task.callback_url !== null) this.queueCallback(task.seq, task.callback_url, now.getTime());
       }
       return running.length;
     }, true);
@@ -241,49 +376,42 @@ export class SqliteTaskQueue implements TaskQueue {
 
   cancelPendingTask(project: string, id: string, now: Date): Promise<Task | null> {
     return this.database.commits.write(() => {
-      this.database
-        .sql(
-          `UPDATE tasks SET state = 'cancelled', finished_at = @now, ${pendingCallbackSql}
-           WHERE project = @project AND id = @id AND state IN ('queued', 'delayed')`,
+      const pending = this.database
+        .sql<[number, string, string], { seq: number; callback_url: string | null }>(
+          `UPDATE tasks SET state = 'cancelled', finished_at = ?
+           WHERE project = ? AND id = ? AND state IN ('queued', 'delayed')
+           RETURNING seq, callback_url`,
         )
-        .run({ now: now.getTime(), project, id });
+        .get(now.getTime(), project, id);
+      if (pending !== undefined) {
+        this.database.sql("DELETE FROM ready WHERE seq = ?").run(pending.seq);
+        this.database.sql("DELETE FROM delayed WHERE seq = ?").run(pending.seq);
+        if (pending.callback_url !== null)
+          this.queueCallback(pending.seq, pending.callback_url, now.getTime());
+      }
       return selectTask(this.database, project, id);
     }, true);
   }
 
   requeueFinishedTask(project: string, id: string, now: Date): Promise<Task | null> {
     return this.database.commits.write(() => {
-      this.database
-        .sql(
+      const again = this.database
+        .sql<unknown[], { seq: number; lane_id: number; priority: number }>(
           `UPDATE tasks
-           SET state = 'queued', run_at = @now, finished_at = NULL, result = NULL, failure = NULL,
-               progress = NULL, charged_attempts = 0, lost_attempts = 0,
-               callback_state = NULL, callback_attempts = 0, callback_next_at = NULL
-           WHERE project = @project AND id = @id AND state IN ('succeeded', 'failed', 'timed_out', 'out_of_memory', 'cancelled')`,
+           SET state = 'queued', run_at = @now, finished_at = NULL, progress = NULL, charged_attempts = 0,
+               lost_attempts = 0
+           WHERE project = @project AND id = @id AND state IN ${finalStates}
+           RETURNING seq, lane_id, priority`,
         )
-        .run({ project, id, now: now.getTime() });
+        .get({ project, id, now: now.getTime() });
+      if (again !== undefined) {
+        this.database
+          .sql("INSERT INTO ready (seq, lane_id, priority) VALUES (?, ?, ?)")
+          .run(again.seq, again.lane_id, again.priority);
+        this.database.sql("DELETE FROM task_results WHERE seq = ?").run(again.seq);
+        this.database.sql("DELETE FROM callbacks WHERE seq = ?").run(again.seq);
+      }
       return selectTask(this.database, project, id);
     }, true);
   }
 }
-
-interface ClaimRow {
-  seq: number;
-  id: string;
-  payload: string;
-  priority: number;
-  timeout_s: number;
-  attempt: number;
-  charged_attempts: number;
-}
-
-// A task that ends with a callback URL has its outcome delivered from @now on.
-const pendingCallbackSql = `
-  callback_state = CASE WHEN callback_url IS NOT NULL THEN 'pending' ELSE callback_state END,
-  callback_next_at = CASE WHEN callback_url IS NOT NULL THEN @now ELSE callback_next_at END`;
-
-// Appends @log to the task's log, cutting it at @maxLog characters once, with @marker at the cut.
-const appendLogSql = `CASE
-  WHEN length(log) > @maxLog THEN log
-  WHEN length(log) + length(@log) > @maxLog THEN substr(log || @log, 1, @maxLog) || @marker
-  ELSE log || @log END`;

@@ -25,7 +25,7 @@ export class SqliteTaskReads implements TaskReads {
     if (before !== undefined) conditions.push("seq < @before");
     const rows = this.database
       .sql<unknown[], TaskRow>(
-        `SELECT * FROM tasks WHERE ${conditions.join(" AND ")} ORDER BY seq DESC LIMIT @limit`,
+        `SELECT * FROM task_view WHERE ${conditions.join(" AND ")} ORDER BY seq DESC LIMIT @limit`,
       )
       .all({ ...query, before, limit: query.limit + 1 });
     const page = rows.slice(0, query.limit);
@@ -38,7 +38,10 @@ export class SqliteTaskReads implements TaskReads {
 
   getTaskLog(project: string, id: string): Promise<string | null> {
     const row = this.database
-      .sql<[string, string], { log: string }>("SELECT log FROM tasks WHERE project = ? AND id = ?")
+      .sql<[string, string], { log: string }>(
+        `SELECT coalesce((SELECT group_concat(chunk, '' ORDER BY l.id) FROM task_logs l WHERE l.seq = t.seq), '') AS log
+         FROM tasks t WHERE project = ? AND id = ?`,
+      )
       .get(project, id);
     return Promise.resolve(row?.log ?? null);
   }
@@ -47,7 +50,7 @@ export class SqliteTaskReads implements TaskReads {
 /** The task as it is now, or null. */
 export function selectTask(database: SqliteDatabase, project: string, id: string): Task | null {
   const row = database
-    .sql<[string, string], TaskRow>("SELECT * FROM tasks WHERE project = ? AND id = ?")
+    .sql<[string, string], TaskRow>("SELECT * FROM task_view WHERE project = ? AND id = ?")
     .get(project, id);
   return row === undefined ? null : toTask(row);
 }
