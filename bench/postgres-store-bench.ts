@@ -1,8 +1,10 @@
 /**
- * Store micro-benchmark, PostgreSQL beside SQLite: one enqueue of 10,000 tasks, then 20,000 tasks drained
+ * Store micro-benchmark, PostgreSQL beside SQLite: enqueues of 10,000 tasks, then 20,000 tasks drained
  * by claiming 16 and finishing those 16, over and over (what one node does with 16 sandboxes, minus the
- * sandboxes). Run after a build: `node dist/bench/postgres-store-bench.js`; the database is
- * `KILN_TEST_DATABASE_URL` (default postgres://127.0.0.1:5432/test), in a schema dropped at the end.
+ * sandboxes), in one loop, in four, and in four with a `maxConcurrency`; on PostgreSQL, commits per
+ * task and the HOT share of each table's updates. Run after a build:
+ * `node dist/bench/postgres-store-bench.js`; the database is `KILN_TEST_DATABASE_URL` (default
+ * postgres://127.0.0.1:5432/test), in a schema dropped at the end.
  */
 import type { Lane } from "../src/domain/lane.js";
 import { randomUUID } from "node:crypto";
@@ -51,8 +53,11 @@ async function prepare(store: Store): Promise<void> {
   });
 }
 
-/** Claims 16 and finishes them, `claimers` loops at once, until `count` tasks have run. */
-async function drain(store: Store, count: number, claimers: number) {
+/**
+ * Claims 16 and finishes them, `claimers` loops at once, until `count` tasks have run; with
+ * `maxConcurrency`, every claim asks the store to hold the function to it.
+ */
+async function drain(store: Store, count: number, claimers: number, maxConcurrency = 0) {
   let started = 0;
   let claimMs = 0;
   let finishMs = 0;
@@ -60,7 +65,9 @@ async function drain(store: Store, count: number, claimers: number) {
   const loop = async () => {
     while (started < count) {
       const t0 = performance.now();
-      const claimed = await store.claimTasks(lane, Math.min(batchSize, count - started), new Date());
+      const claimed = await store.claimTasks(lane, Math.min(batchSize, count - started), new Date(), {
+        maxConcurrency,
+      });
       started += claimed.length;
       const t1 = performance.now();
       const now = new Date();
@@ -97,14 +104,20 @@ async function measure(name: string, store: Store, stats?: () => Promise<string>
     await store.enqueueTasks(tasks);
     enqueueMs.push(performance.now() - start);
   }
-  // 30,000 queued: drain 20,000 in one loop, top up, and drain 20,000 in four loops at once.
+  // 30,000 queued: drain 20,000 in one loop, top up, drain 20,000 in four loops at once, top up, and
+  // drain 20,000 in four loops again with a concurrency limit.
   const oneLoop = await drain(store, 20_000, 1);
   await store.enqueueTasks(newTasks(10_000));
   const fourLoops = await drain(store, 20_000, 4);
+  await store.enqueueTasks(newTasks(10_000));
+  await store.enqueueTasks(newTasks(10_000));
+  // maxConcurrency 64 = four loops of 16: the limit never bites, but every claim is a limited one.
+  const limited = await drain(store, 20_000, 4, 64);
   console.log(`${name}
   enqueue 10,000 in one call: ${enqueueMs.map((ms) => ms.toFixed(0)).join(" / ")} ms
   drain 20,000, one claim/finish loop: ${oneLoop}
-  drain 20,000, four loops at once:    ${fourLoops}`);
+  drain 20,000, four loops at once:    ${fourLoops}
+  the same with maxConcurrency 64:     ${limited}`);
   if (stats !== undefined) console.log(await stats());
 }
 
@@ -169,9 +182,9 @@ const admin = new pg.Client({ connectionString: databaseUrl });
 await admin.connect();
 try {
   const before = await readCounters(admin, schema);
-  // 40,000 tasks claimed and finished (and 40,000 enqueued), as `measure` does.
+  // 60,000 tasks claimed and finished (and 60,000 enqueued), as `measure` does.
   await measure("PostgresStore", store, async () =>
-    describeCounters(before, await readCounters(admin, schema), 40_000),
+    describeCounters(before, await readCounters(admin, schema), 60_000),
   );
 } finally {
   await store.close();
