@@ -108,7 +108,7 @@ export class PostgresTaskQueue {
   ): Promise<ClaimedTask[]> {
     if (limit <= 0) return [];
     const { laneId, slotId } = await this.connections.laneIds.of(lane);
-    // $1 lane, $2 its function's slot, $3 limit, $4 now (epoch ms), $5 this node, $7 maxConcurrency
+    // $1 lane, $2 its function's slot, $3 limit, $4 now (epoch ms), $5 this node, $6 maxConcurrency (0: none)
     const { rows } = await (db ?? this.connections.fastDb).query<ClaimRow>({
       name: `kiln_claim_${order}`,
       text: claimSql(order),
