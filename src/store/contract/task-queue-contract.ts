@@ -146,6 +146,37 @@ export function runTaskQueueContract(makeStore: () => Promise<Store>): void {
     await store.close();
   });
 
+  test("a task started when its first attempt really started, as that attempt's end records, not at its claim", async () => {
+    const store = await storeWithFunction(makeStore);
+    await store.enqueueTasks([newTask()]);
+    const [claimed] = await store.claimTasks(lane, 1, at(5));
+    const claimedTask = await store.getTask(project, claimed!.id);
+    assert.deepEqual([claimedTask?.startedAt, claimedTask?.startLatencyMs], [at(5), 5], "until it ends");
+    const failure = { kind: "handler_error", message: "boom", retryable: true } as const;
+    await store.finishAttempts([
+      end(claimed!.id, 1, {
+        startedAt: at(20),
+        finishedAt: at(30),
+        outcome: "handler_error",
+        failure,
+        result: null,
+        next: { state: "delayed", runAt: at(40) },
+      }),
+    ]);
+    const ended = await store.getTask(project, claimed!.id);
+    assert.deepEqual([ended?.startedAt, ended?.startLatencyMs], [at(20), 20]);
+    await store.releaseDueTasks(at(40));
+    const [retry] = await store.claimTasks(lane, 1, at(50));
+    await store.finishAttempts([end(retry!.id, 2, { startedAt: at(60), finishedAt: at(70) })]);
+    const done = await store.getTask(project, claimed!.id);
+    assert.deepEqual(
+      [done?.startedAt, done?.startLatencyMs, done?.attempts.map((attempt) => attempt.startedAt)],
+      [at(20), 20, [at(20), at(60)]],
+      "a later attempt leaves the task's start as it was",
+    );
+    await store.close();
+  });
+
   test("recovery requeues interrupted tasks as lost without charging retries, and fails a task lost too often", async () => {
     const store = await storeWithFunction(makeStore);
     await store.enqueueTasks([newTask()]);

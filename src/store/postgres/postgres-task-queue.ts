@@ -163,6 +163,7 @@ export class PostgresTaskQueue {
         this.connections.maxLogChars,
         logTruncatedMarker,
         this.connections.nodeId,
+        batch.map((end) => end.startedAt.getTime()),
       ],
     });
     const ended = rows.map((row) => row.id);

@@ -58,7 +58,10 @@ export function claimSql(order: "priority" | "oldest"): string {
  * attempt numbers, $3 next states, $4 run times of retries (else null), $5 finish times of final ends
  * (else null), $6 results, $7 failures, $8 the attempts as JSON text, $9 1 when the attempt counts
  * against the retries, $10 whether the end is final, $11 logs; then $12 the log limit in characters,
- * $13 the truncation marker, $14 this node.
+ * $13 the truncation marker, $14 this node; $15 the attempts' start times (arrays again).
+ *
+ * A start is not a write of its own: the claim records the claim time, and the end of a first attempt
+ * records when it really started (a task claimed ahead starts later than its claim).
  *
  * Fencing: an end applies only while its attempt is the one `running` holds for the task, claimed by
  * this node: `stopped` deletes that row, so of an end and a recovery of the same attempt only the first
@@ -72,13 +75,14 @@ export function claimSql(order: "priority" | "oldest"): string {
  */
 export const finishAttemptsSql = `WITH e AS (
     SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[],
-                         $8::text[], $9::int[], $10::boolean[], $11::text[])
-      AS e(task_id, attempt, state, run_at, finished_at, result, failure, attempt_json, charged, final, log)),
+                         $8::text[], $9::int[], $10::boolean[], $11::text[], $15::bigint[])
+      AS e(task_id, attempt, state, run_at, finished_at, result, failure, attempt_json, charged, final, log,
+           started_at)),
   stopped AS (
     DELETE FROM running r USING tasks t, e
      WHERE t.id = e.task_id AND r.seq = t.seq AND r.attempt = e.attempt AND r.node_id = $14
     RETURNING r.seq, r.slot_id, t.lane_id, t.callback_url, t.awaited, t.id, e.state, e.run_at, e.finished_at,
-              e.result, e.failure, e.attempt_json, e.charged, e.final,
+              e.result, e.failure, e.attempt_json, e.charged, e.final, e.attempt, e.started_at,
               CASE WHEN t.log_chars > $12 THEN ''
                    WHEN t.log_chars + length(e.log) > $12 THEN substr(e.log, 1, $12 - t.log_chars) || $13
                    ELSE e.log END AS chunk),
@@ -103,7 +107,10 @@ export const finishAttemptsSql = `WITH e AS (
     UPDATE tasks t
        SET state = s.state, run_at = coalesce(s.run_at, t.run_at), finished_at = s.finished_at,
            attempt_started_at = NULL, charged_attempts = t.charged_attempts + s.charged,
-           log_chars = t.log_chars + length(s.chunk)
+           log_chars = t.log_chars + length(s.chunk),
+           started_at = CASE WHEN s.attempt = 1 THEN s.started_at ELSE t.started_at END,
+           start_latency_ms = CASE WHEN s.attempt = 1 THEN greatest(0, s.started_at - t.run_at)
+                                   ELSE t.start_latency_ms END
       FROM stopped s
      WHERE t.seq = s.seq)
   SELECT id FROM stopped WHERE final AND awaited`;

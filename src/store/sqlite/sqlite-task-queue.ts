@@ -219,7 +219,10 @@ export class SqliteTaskQueue implements TaskQueue {
       .sql<unknown[], { lane_id: number; callback_url: string | null }>(
         `UPDATE tasks
          SET state = @state, run_at = coalesce(@runAt, run_at), finished_at = @finishedAt, attempt_started_at = NULL,
-             charged_attempts = charged_attempts + @charged, log_chars = log_chars + @chars
+             charged_attempts = charged_attempts + @charged, log_chars = log_chars + @chars,
+             -- the end of a first attempt records when it really started (the claim recorded the claim)
+             started_at = CASE WHEN @attempt = 1 THEN @startedAt ELSE started_at END,
+             start_latency_ms = CASE WHEN @attempt = 1 THEN max(0, @startedAt - run_at) ELSE start_latency_ms END
          WHERE seq = @seq
          RETURNING lane_id, callback_url`,
       )
@@ -230,6 +233,8 @@ export class SqliteTaskQueue implements TaskQueue {
         finishedAt,
         charged: end.outcome === "lost" ? 0 : 1,
         chars: logged?.chars ?? 0,
+        attempt: end.attempt,
+        startedAt: end.startedAt.getTime(),
       });
     if (end.next.state === "delayed") {
       this.database
