@@ -8,7 +8,9 @@
  *   indexed (partial-index predicates included), so those updates are HOT: the new row version goes in
  *   the same page and no index is touched. `fillfactor = 70` leaves each page room for the next
  *   versions of its rows (a task is updated about twice per attempt; a drain updates rows at the head
- *   of the table, written together, so their pages fill up together).
+ *   of the table, written together, so their pages fill up together). Autovacuum keeps its defaults
+ *   here: the dead versions HOT leaves are pruned by the next statement that visits the page, without a
+ *   vacuum, so vacuum only has the rare non-HOT update (a page that was full) to clean up after.
  * - Where a task waits is a small table of its own, which the step that moves it deletes from:
  *   `ready` (queued; claims delete), `running` (claims insert, ends and recovery delete; carries the
  *   claiming node and attempt, the fencing token), `delayed` (ends of a retry insert, releases delete).
