@@ -88,12 +88,13 @@ export class PostgresConnections {
       };
       return [pool, db] as const;
     };
+    // jit off on both: every statement here is short, and a cost estimate past jit_above_cost (easy to
+    // reach with sorting ruled out, see below, or a batch of 10,000 rows) has PostgreSQL spend ~0.5 s
+    // compiling a statement that runs in a millisecond.
     // A transaction on this pool that claims (enqueue-and-claim) holds its function's slot row until
     // its COMMIT: a node frozen or cut off between the two must not hold every node's claims and ends
     // of that function for longer than this.
-    [this.pool, this.db] = openPool("durable", "-c idle_in_transaction_session_timeout=10000");
-    // jit off: ruling sorting out makes the claim's one small sort (of the rows it picked) cost 10^10 in
-    // the planner's eyes, and past jit_above_cost PostgreSQL spends ~0.5 s compiling the statement.
+    [this.pool, this.db] = openPool("durable", "-c jit=off -c idle_in_transaction_session_timeout=10000");
     [this.fastPool, this.fastDb] = openPool(
       "fast",
       "-c synchronous_commit=off -c enable_sort=off -c jit=off",
