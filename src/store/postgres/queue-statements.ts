@@ -78,14 +78,19 @@ export const finishAttemptsSql = `WITH e AS (
                          $8::text[], $9::int[], $10::boolean[], $11::text[], $15::bigint[])
       AS e(task_id, attempt, state, run_at, finished_at, result, failure, attempt_json, charged, final, log,
            started_at)),
+  -- each end with its task, looked up by id (materialized, so that the running rows are then found by
+  -- their key rather than by scanning all of this node's)
+  ending AS MATERIALIZED (
+    SELECT t.seq, t.lane_id, t.callback_url, t.awaited, t.id, t.log_chars, e.*
+      FROM e JOIN tasks t ON t.id = e.task_id),
   stopped AS (
-    DELETE FROM running r USING tasks t, e
-     WHERE t.id = e.task_id AND r.seq = t.seq AND r.attempt = e.attempt AND r.node_id = $14
-    RETURNING r.seq, r.slot_id, t.lane_id, t.callback_url, t.awaited, t.id, e.state, e.run_at, e.finished_at,
-              e.result, e.failure, e.attempt_json, e.charged, e.final, e.attempt, e.started_at,
-              CASE WHEN t.log_chars > $12 THEN ''
-                   WHEN t.log_chars + length(e.log) > $12 THEN substr(e.log, 1, $12 - t.log_chars) || $13
-                   ELSE e.log END AS chunk),
+    DELETE FROM running r USING ending x
+     WHERE r.seq = x.seq AND r.attempt = x.attempt AND r.node_id = $14
+    RETURNING r.seq, r.slot_id, x.lane_id, x.callback_url, x.awaited, x.id, x.state, x.run_at, x.finished_at,
+              x.result, x.failure, x.attempt_json, x.charged, x.final, x.attempt, x.started_at,
+              CASE WHEN x.log_chars > $12 THEN ''
+                   WHEN x.log_chars + length(x.log) > $12 THEN substr(x.log, 1, $12 - x.log_chars) || $13
+                   ELSE x.log END AS chunk),
   freed AS (
     UPDATE function_slots s SET running = s.running - n.count
       FROM (SELECT slot_id, count(*)::int AS count FROM stopped GROUP BY slot_id ORDER BY slot_id) n
