@@ -4,7 +4,7 @@
  * a claim reads its function's slot row and takes what is left of `maxConcurrency`.
  */
 import type { Lane } from "../../domain/lane.js";
-import type { Failure, Progress, Task } from "../../domain/task.js";
+import type { Progress, Task } from "../../domain/task.js";
 import type { AttemptEnd, ClaimedTask, ClaimOptions, EnqueueResult, NewTask, TaskQueue } from "../store.js";
 import {
   distinctLanes,
@@ -12,12 +12,12 @@ import {
   newTaskRecord,
   toTask,
   type LaneRow,
-  type StoredAttempt,
   type TaskRow,
 } from "../rows.js";
 import type { SqliteDatabase } from "./sqlite-database.js";
 import { SqliteLaneIds } from "./sqlite-lane-ids.js";
 import { selectTask } from "./sqlite-task-reads.js";
+import { appendAttempt, queueCallback, recoverRunningTasks, setResult } from "./sqlite-task-writes.js";
 
 interface ClaimRow {
   seq: number;
@@ -194,7 +194,7 @@ export class SqliteTaskQueue implements TaskQueue {
     const final = end.next.state !== "delayed";
     const finishedAt = final ? end.finishedAt.getTime() : null;
     this.database.sql("UPDATE function_slots SET running = running - 1 WHERE id = ?").run(stopped.slot_id);
-    this.appendAttempt(seq, {
+    appendAttempt(this.database, seq, {
       number: end.attempt,
       startedAt: end.startedAt.getTime(),
       finishedAt: end.finishedAt.getTime(),
@@ -214,7 +214,7 @@ export class SqliteTaskQueue implements TaskQueue {
          RETURNING length(chunk) AS chars`,
       )
       .get({ seq, log: end.log, max: this.database.maxLogChars, marker: logTruncatedMarker });
-    this.setResult(seq, end.result, end.failure === null ? null : JSON.stringify(end.failure));
+    setResult(this.database, seq, end.result, end.failure === null ? null : JSON.stringify(end.failure));
     const task = this.database
       .sql<unknown[], { lane_id: number; callback_url: string | null }>(
         `UPDATE tasks
@@ -241,33 +241,8 @@ export class SqliteTaskQueue implements TaskQueue {
         .sql("INSERT INTO delayed (seq, lane_id, run_at) VALUES (?, ?, ?)")
         .run(seq, task?.lane_id, end.next.runAt.getTime());
     } else if (task?.callback_url != null && finishedAt !== null) {
-      this.queueCallback(seq, task.callback_url, finishedAt);
+      queueCallback(this.database, seq, task.callback_url, finishedAt);
     }
-  }
-
-  private appendAttempt(seq: number, attempt: StoredAttempt): void {
-    this.database
-      .sql("INSERT INTO task_attempts (seq, attempt) VALUES (?, ?)")
-      .run(seq, JSON.stringify(attempt));
-  }
-
-  private setResult(seq: number, result: string | null, failure: string | null): void {
-    this.database
-      .sql(
-        `INSERT INTO task_results (seq, result, failure) VALUES (?, ?, ?)
-         ON CONFLICT (seq) DO UPDATE SET result = excluded.result, failure = excluded.failure`,
-      )
-      .run(seq, result, failure);
-  }
-
-  /** The task's outcome is to be POSTed to `url` from `dueAt` on. */
-  private queueCallback(seq: number, url: string, dueAt: number): void {
-    this.database
-      .sql(
-        `INSERT INTO callbacks (seq, url, state, attempts, next_at) VALUES (?, ?, 'pending', 0, ?)
-         ON CONFLICT (seq) DO UPDATE SET state = 'pending', attempts = 0, next_at = excluded.next_at`,
-      )
-      .run(seq, url, dueAt);
   }
 
   updateProgress(taskId: string, attempt: number, progress: Progress): Promise<void> {
@@ -324,59 +299,7 @@ export class SqliteTaskQueue implements TaskQueue {
   }
 
   recoverInterruptedTasks(now: Date, maxLostAttempts: number): Promise<number> {
-    return this.database.commits.write(() => {
-      const running = this.database
-        .sql<
-          [],
-          {
-            seq: number;
-            attempt: number;
-            claimed_at: number;
-            slot_id: number;
-            lost_attempts: number;
-            lane_id: number;
-            priority: number;
-            callback_url: string | null;
-          }
-        >(
-          `SELECT r.seq, r.attempt, r.claimed_at, r.slot_id, t.lost_attempts, t.lane_id, t.priority, t.callback_url
-           FROM running r JOIN tasks t ON t.seq = r.seq ORDER BY r.seq`,
-        )
-        .all();
-      const failure: Failure = {
-        kind: "lost",
-        message: "the node running this attempt stopped before it finished",
-        retryable: true,
-      };
-      for (const task of running) {
-        const exhausted = task.lost_attempts + 1 >= maxLostAttempts;
-        this.database.sql("DELETE FROM running WHERE seq = ?").run(task.seq);
-        this.database.sql("UPDATE function_slots SET running = running - 1 WHERE id = ?").run(task.slot_id);
-        this.appendAttempt(task.seq, {
-          number: task.attempt,
-          startedAt: task.claimed_at,
-          finishedAt: now.getTime(),
-          outcome: "lost",
-          failure,
-        });
-        this.database
-          .sql(
-            `UPDATE tasks SET state = ?, finished_at = ?, attempt_started_at = NULL, lost_attempts = lost_attempts + 1
-             WHERE seq = ?`,
-          )
-          .run(exhausted ? "failed" : "queued", exhausted ? now.getTime() : null, task.seq);
-        if (!exhausted) {
-          this.database
-            .sql("INSERT INTO ready (seq, lane_id, priority) VALUES (?, ?, ?)")
-            .run(task.seq, task.lane_id, task.priority);
-          continue;
-        }
-        const message = `lost ${maxLostAttempts} times; not run again`;
-        this.setResult(task.seq, null, JSON.stringify({ ...failure, message, retryable: false }));
-        if (task.callback_url !== null) this.queueCallback(task.seq, task.callback_url, now.getTime());
-      }
-      return running.length;
-    }, true);
+    return this.database.commits.write(() => recoverRunningTasks(this.database, now, maxLostAttempts), true);
   }
 
   cancelPendingTask(project: string, id: string, now: Date): Promise<Task | null> {
@@ -392,7 +315,7 @@ export class SqliteTaskQueue implements TaskQueue {
         this.database.sql("DELETE FROM ready WHERE seq = ?").run(pending.seq);
         this.database.sql("DELETE FROM delayed WHERE seq = ?").run(pending.seq);
         if (pending.callback_url !== null)
-          this.queueCallback(pending.seq, pending.callback_url, now.getTime());
+          queueCallback(this.database, pending.seq, pending.callback_url, now.getTime());
       }
       return selectTask(this.database, project, id);
     }, true);
