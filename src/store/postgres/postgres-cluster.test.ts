@@ -136,7 +136,9 @@ describe("nodes sharing one PostgreSQL schema", { timeout: 30_000, skip: skipWit
       ["lost"],
     );
     assert.match(requeued?.attempts[0]?.failure?.message ?? "", /lease/);
-    assert.deepEqual(heardByAlive.lanes, [lane], "the recovering node wakes the lane");
+    // Its news follows the commit the poll above may have seen first.
+    await waitFor(() => Promise.resolve(heardByAlive.lanes.length > 0), "the recovering node wakes the lane");
+    assert.deepEqual(heardByAlive.lanes, [lane], "the recovering node wakes the lane once");
     assert.equal(
       (await survivor.getTask(project, keptTask.id))?.state,
       "running",

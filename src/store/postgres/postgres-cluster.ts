@@ -8,7 +8,7 @@ import pg from "pg";
 import type { Cluster, ClusterEvents, NodeRecord } from "../../cluster/cluster.js";
 import { channelOf, parseAnnouncement } from "./announcements.js";
 import { PostgresNodeRegistry } from "./postgres-node-registry.js";
-import type { PostgresStore } from "./postgres-store.js";
+import type { PostgresStore, Recovery } from "./postgres-store.js";
 
 export interface PostgresClusterOptions {
   store: PostgresStore;
@@ -100,22 +100,26 @@ export class PostgresCluster implements Cluster {
       if (Date.now() - this.healthySince < this.options.leaseTtlMs) return;
       const { maxLostAttempts, leaseTtlMs } = this.options;
       const now = new Date();
-      for (const recovery of [
-        await this.store.recoverExpiredLeases(now, maxLostAttempts),
+      // Each recovery's news goes out as soon as it is committed, not after the next one.
+      this.tell(await this.store.recoverExpiredLeases(now, maxLostAttempts));
+      this.tell(
         await this.store.recoverOrphanedTasks(
           now,
           maxLostAttempts,
           this.events?.ownTaskIds() ?? [],
           new Date(now.getTime() - orphanAfterLeases * leaseTtlMs),
         ),
-      ]) {
-        for (const lane of recovery.lanes) this.events?.laneReady(lane);
-        for (const id of recovery.ended) this.events?.taskEnded(id);
-      }
+      );
     } catch (error) {
       this.healthySince = null;
       this.options.onError?.(error);
     }
+  }
+
+  /** Wakes the lanes of recovered tasks and tells the waiters of those that ended. */
+  private tell(recovery: Recovery): void {
+    for (const lane of recovery.lanes) this.events?.laneReady(lane);
+    for (const id of recovery.ended) this.events?.taskEnded(id);
   }
 
   private renewLease(joining: boolean): Promise<void> {
