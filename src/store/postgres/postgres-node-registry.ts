@@ -6,8 +6,7 @@
 import pg from "pg";
 import type { NodeRecord, NodeRegistry } from "../node-registry.js";
 import { Announcer, channelOf } from "./announcements.js";
-import { dbNowMs } from "./postgres-task-recovery.js";
-import type { Queryable } from "./statements.js";
+import { dbNowMs, type Queryable } from "./statements.js";
 import { rethrowUnavailable } from "./unavailable.js";
 
 export interface PostgresNodeRegistryOptions {

@@ -7,6 +7,7 @@ import type { Lane } from "../../domain/lane.js";
 import type { Failure } from "../../domain/task.js";
 import { distinctLanes, type StoredAttempt } from "../rows.js";
 import type { PostgresConnections } from "./postgres-connections.js";
+import { dbNowMs } from "./statements.js";
 
 /** A running task whose attempt is recorded as `lost`. */
 interface LostRow {
@@ -29,9 +30,6 @@ export interface Recovery {
   /** Tasks that were lost too often and failed, with a caller waiting on them. */
   ended: string[];
 }
-
-/** The database's clock in epoch milliseconds: leases are compared on one clock, not the nodes'. */
-export const dbNowMs = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
 export class PostgresTaskRecovery {
   constructor(private readonly connections: PostgresConnections) {}

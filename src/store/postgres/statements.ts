@@ -10,6 +10,9 @@ import {
   type TaskRow,
 } from "../rows.js";
 
+/** The database's clock in epoch milliseconds: leases are compared on one clock, not the nodes'. */
+export const dbNowMs = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+
 /** `query` as both `pg.Pool` and `pg.PoolClient` offer it: a statement outside or inside a transaction. */
 export interface Queryable {
   query<Row extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<Row>>;
