@@ -13,7 +13,6 @@ import { PostgresTaskRecovery, type Recovery } from "./postgres-task-recovery.js
 
 export type { PostgresStoreOptions } from "./postgres-connections.js";
 export type { Recovery } from "./postgres-task-recovery.js";
-export { dbNowMs } from "./statements.js";
 
 export class PostgresStore implements Store {
   private readonly connections: PostgresConnections;
