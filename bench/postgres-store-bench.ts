@@ -1,9 +1,12 @@
 /**
- * Store micro-benchmark, PostgreSQL beside SQLite: one enqueue of 10,000 tasks, then 20,000 tasks drained
+ * Store micro-benchmark, PostgreSQL beside SQLite: enqueues of 10,000 tasks, then 20,000 tasks drained
  * by claiming 16 and finishing those 16, over and over (what one node does with 16 sandboxes, minus the
- * sandboxes). Run after a build: `node dist/bench/postgres-store-bench.js`; the database is
- * `KILN_TEST_DATABASE_URL` (default postgres://127.0.0.1:5432/test), in a schema dropped at the end.
+ * sandboxes), in one loop, in four, and in four with a `maxConcurrency`; on PostgreSQL, commits per
+ * task and the HOT share of each table's updates. Run after a build:
+ * `node dist/bench/postgres-store-bench.js`; the database is `KILN_TEST_DATABASE_URL` (default
+ * postgres://127.0.0.1:5432/test), in a schema dropped at the end.
  */
+import type { Lane } from "../src/domain/lane.js";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
@@ -12,7 +15,7 @@ import { performance } from "node:perf_hooks";
 import pg from "pg";
 import { defaultSettings } from "../src/domain/function-settings.js";
 import { SqliteStore } from "../src/store/sqlite/sqlite-store.js";
-import type { Lane, NewTask, Store } from "../src/store/store.js";
+import type { NewTask, Store } from "../src/store/store.js";
 import { PostgresStore } from "../src/store/postgres/postgres-store.js";
 
 const databaseUrl = process.env.KILN_TEST_DATABASE_URL ?? "postgres://127.0.0.1:5432/test";
@@ -50,8 +53,11 @@ async function prepare(store: Store): Promise<void> {
   });
 }
 
-/** Claims 16 and finishes them, `claimers` loops at once, until `count` tasks have run. */
-async function drain(store: Store, count: number, claimers: number) {
+/**
+ * Claims 16 and finishes them, `claimers` loops at once, until `count` tasks have run; with
+ * `maxConcurrency`, every claim asks the store to hold the function to it.
+ */
+async function drain(store: Store, count: number, claimers: number, maxConcurrency = 0) {
   let started = 0;
   let claimMs = 0;
   let finishMs = 0;
@@ -59,7 +65,9 @@ async function drain(store: Store, count: number, claimers: number) {
   const loop = async () => {
     while (started < count) {
       const t0 = performance.now();
-      const claimed = await store.claimTasks(lane, Math.min(batchSize, count - started), new Date());
+      const claimed = await store.claimTasks(lane, Math.min(batchSize, count - started), new Date(), {
+        maxConcurrency,
+      });
       started += claimed.length;
       const t1 = performance.now();
       const now = new Date();
@@ -87,7 +95,7 @@ async function drain(store: Store, count: number, claimers: number) {
   return `${ms.toFixed(0)} ms = ${((count / ms) * 1000).toFixed(0)} tasks/s (claim ${(claimMs / cycles).toFixed(2)} ms + finish ${(finishMs / cycles).toFixed(2)} ms per 16)`;
 }
 
-async function measure(name: string, store: Store): Promise<void> {
+async function measure(name: string, store: Store, stats?: () => Promise<string>): Promise<void> {
   await prepare(store);
   const enqueueMs: number[] = [];
   for (let round = 0; round < 3; round++) {
@@ -96,14 +104,61 @@ async function measure(name: string, store: Store): Promise<void> {
     await store.enqueueTasks(tasks);
     enqueueMs.push(performance.now() - start);
   }
-  // 30,000 queued: drain 20,000 in one loop, top up, and drain 20,000 in four loops at once.
+  // 30,000 queued: drain 20,000 in one loop, top up, drain 20,000 in four loops at once, top up, and
+  // drain 20,000 in four loops again with a concurrency limit.
   const oneLoop = await drain(store, 20_000, 1);
   await store.enqueueTasks(newTasks(10_000));
   const fourLoops = await drain(store, 20_000, 4);
+  await store.enqueueTasks(newTasks(10_000));
+  await store.enqueueTasks(newTasks(10_000));
+  // maxConcurrency 64 = four loops of 16: the limit never bites, but every claim is a limited one.
+  const limited = await drain(store, 20_000, 4, 64);
   console.log(`${name}
   enqueue 10,000 in one call: ${enqueueMs.map((ms) => ms.toFixed(0)).join(" / ")} ms
   drain 20,000, one claim/finish loop: ${oneLoop}
-  drain 20,000, four loops at once:    ${fourLoops}`);
+  drain 20,000, four loops at once:    ${fourLoops}
+  the same with maxConcurrency 64:     ${limited}`);
+  if (stats !== undefined) console.log(await stats());
+}
+
+interface Counters {
+  commits: number;
+  tables: Map<string, { updates: number; hot: number }>;
+}
+
+/**
+ * PostgreSQL's counters: commits of the whole database (other clients of it count too) and, per table
+ * of the bench's schema, updates and HOT updates. Read after a pause: backends report every second.
+ */
+async function readCounters(admin: pg.Client, schema: string): Promise<Counters> {
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  await admin.query("SELECT pg_stat_clear_snapshot()");
+  const { rows: db } = await admin.query<{ commits: string }>(
+    "SELECT xact_commit AS commits FROM pg_stat_database WHERE datname = current_database()",
+  );
+  const { rows } = await admin.query<{ relname: string; updates: string; hot: string }>(
+    "SELECT relname, n_tup_upd AS updates, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE schemaname = $1",
+    [schema],
+  );
+  return {
+    commits: Number(db[0]?.commits ?? 0),
+    tables: new Map(rows.map((row) => [row.relname, { updates: Number(row.updates), hot: Number(row.hot) }])),
+  };
+}
+
+/** Commits per task and the HOT share of each table's updates between two readings. */
+function describeCounters(before: Counters, after: Counters, tasks: number): string {
+  const lines = [
+    `  commits per task (whole database, warm-up and enqueues included): ${((after.commits - before.commits) / tasks).toFixed(3)}`,
+  ];
+  for (const [table, now] of after.tables) {
+    const was = before.tables.get(table) ?? { updates: 0, hot: 0 };
+    const updates = now.updates - was.updates;
+    if (updates === 0) continue;
+    const hot = now.hot - was.hot;
+    lines.push(`  ${table}: ${updates} updates, ${hot} HOT (${((hot / updates) * 100).toFixed(1)} %)`);
+  }
+  return lines.join("\n");
 }
 
 const dir = mkdtempSync(path.join(tmpdir(), "kiln-store-bench-"));
@@ -123,12 +178,16 @@ const store = await PostgresStore.open({
   nodeId: "bench",
   maxLogChars: 65_536,
 });
+const admin = new pg.Client({ connectionString: databaseUrl });
+await admin.connect();
 try {
-  await measure("PostgresStore", store);
+  const before = await readCounters(admin, schema);
+  // 60,000 tasks claimed and finished (and 60,000 enqueued), as `measure` does.
+  await measure("PostgresStore", store, async () =>
+    describeCounters(before, await readCounters(admin, schema), 60_000),
+  );
 } finally {
   await store.close();
-  const admin = new pg.Client({ connectionString: databaseUrl });
-  await admin.connect();
   await admin.query(`DROP SCHEMA ${schema} CASCADE`);
   await admin.end();
 }

@@ -3,17 +3,10 @@
  * there are none (`single-node.ts`); with PostgreSQL (`store/postgres/postgres-cluster.ts`) nodes
  * register, hold leases, recover the tasks of nodes whose lease expired, and hear each other's news.
  */
-import type { Lane } from "../store/store.js";
+import type { Lane } from "../domain/lane.js";
+import type { NodeRecord } from "../store/node-registry.js";
 
-export interface NodeRecord {
-  id: string;
-  startedAt: Date;
-  /** The last renewal of its lease. */
-  heartbeatAt: Date;
-  leaseExpiresAt: Date;
-  /** Its lease has not expired. */
-  alive: boolean;
-}
+export type { NodeRecord } from "../store/node-registry.js";
 
 /** What the other nodes tell this one. */
 export interface ClusterEvents {

@@ -4,6 +4,7 @@
  * lane's tasks as it has idle sandboxes (within the function's `maxConcurrency`). With other nodes, a
  * poll now and then makes up for news that got lost.
  */
+import type { Lane } from "../domain/lane.js";
 import type { FunctionSettings, RevisionSpec } from "../domain/function-settings.js";
 import type { Cluster, ClusterEvents } from "../cluster/cluster.js";
 import type { Logger } from "../logger.js";
@@ -18,7 +19,6 @@ import {
   StoreUnavailableError,
   type ClaimedTask,
   type EnqueueResult,
-  type Lane,
   type NewTask,
   type Store,
 } from "../store/store.js";

@@ -3,7 +3,8 @@ import { randomUUID } from "node:crypto";
 import { test } from "node:test";
 import { defaultSettings } from "../domain/function-settings.js";
 import { SqliteStore } from "../store/sqlite/sqlite-store.js";
-import type { AttemptEnd, ClaimedTask, Lane, Store } from "../store/store.js";
+import type { Lane } from "../domain/lane.js";
+import type { AttemptEnd, ClaimedTask, Store } from "../store/store.js";
 import { EndRecorder } from "./end-recorder.js";
 
 const project = "default";

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { FunctionSettings, RevisionSpec } from "../domain/function-settings.js";
-import type { Lane } from "../store/store.js";
+import type { Lane } from "../domain/lane.js";
 import { Sandbox } from "./sandbox.js";
 import type { SandboxBackend } from "./sandbox-backend.js";
 import type { RevisionCache } from "./revision-cache.js";

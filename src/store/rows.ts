@@ -2,10 +2,11 @@
  * Rows of the store's tables as both adapters read them (SQLite and PostgreSQL share the columns), and
  * their mapping to the port's records.
  */
+import type { Lane } from "../domain/lane.js";
 import { KilnError } from "../domain/errors.js";
 import { defaultSettings, type FunctionSettings, type RevisionSpec } from "../domain/function-settings.js";
 import type { Attempt, Failure, Priority, Progress, Task, TaskState } from "../domain/task.js";
-import type { FunctionRecord, Lane, RevisionRecord } from "./store.js";
+import type { FunctionRecord, NewTask, RevisionRecord } from "./store.js";
 
 /** Where a task's log was cut at its size limit. */
 export const logTruncatedMarker = "\n[kiln: log truncated]\n";
@@ -36,7 +37,6 @@ export interface TaskRow {
   failure: string | null;
   progress: string | null;
   callback_url: string | null;
-  callback_attempts: number;
 }
 
 /** Attempts as stored in the `attempts` JSON array: times in epoch milliseconds. */
@@ -77,6 +77,32 @@ export function toTask(row: TaskRow): Task {
     result: row.result === null ? null : (JSON.parse(row.result) as unknown),
     failure: row.failure === null ? null : (JSON.parse(row.failure) as Failure),
     progress: row.progress === null ? null : (JSON.parse(row.progress) as Progress),
+  };
+}
+
+/** A task as it is once inserted, without reading it back. */
+export function newTaskRecord(task: NewTask): Task {
+  return {
+    id: task.id,
+    project: task.project,
+    functionName: task.functionName,
+    revision: task.revision,
+    state: task.runAt > task.createdAt ? "delayed" : "queued",
+    priority: task.priority,
+    payload: JSON.parse(task.payload) as unknown,
+    label: task.label,
+    idempotencyKey: task.idempotencyKey,
+    timeoutS: task.timeoutS,
+    createdAt: task.createdAt,
+    runAt: task.runAt,
+    startedAt: null,
+    finishedAt: null,
+    startLatencyMs: null,
+    attempts: [],
+    lostAttempts: 0,
+    result: null,
+    failure: null,
+    progress: null,
   };
 }
 

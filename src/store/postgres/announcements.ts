@@ -4,7 +4,7 @@
  * in one statement; one that is lost (a node died between the two) is made up for by polling.
  */
 import type pg from "pg";
-import type { Lane } from "../store.js";
+import type { Lane } from "../../domain/lane.js";
 
 export interface Announcement {
   /** The node that sent it: a node ignores its own, having acted on them already. */

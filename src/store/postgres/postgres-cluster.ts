@@ -7,11 +7,13 @@
 import pg from "pg";
 import type { Cluster, ClusterEvents, NodeRecord } from "../../cluster/cluster.js";
 import { channelOf, parseAnnouncement } from "./announcements.js";
-import { dbNowMs, type PostgresStore } from "./postgres-store.js";
+import { connectTimeoutMs } from "./postgres-connections.js";
+import { PostgresNodeRegistry } from "./postgres-node-registry.js";
+import type { PostgresStore, Recovery } from "./postgres-store.js";
 
 export interface PostgresClusterOptions {
   store: PostgresStore;
-  /** The store's database: the connection that listens is opened on it. */
+  /** The store's database: the registry's connections and the one that listens are opened on it. */
   connectionString: string;
   leaseTtlMs: number;
   pollIntervalMs: number;
@@ -21,23 +23,14 @@ export interface PostgresClusterOptions {
   onError?: (error: unknown) => void;
 }
 
-interface NodeRow {
-  id: string;
-  started_at: number;
-  heartbeat_at: number;
-  lease_expires_at: number;
-  alive: boolean;
-}
-
 const maxReconnectDelayMs = 2000;
-/** A database that has not answered a connection attempt by then is treated as unreachable. */
-const connectTimeoutMs = 5000;
 /** A task of this node's it does not know of is taken for lost once claimed this many leases ago. */
 const orphanAfterLeases = 2;
 
 export class PostgresCluster implements Cluster {
   readonly nodeId: string;
   private readonly store: PostgresStore;
+  private readonly registry: PostgresNodeRegistry;
   private events: ClusterEvents | null = null;
   private listener: pg.Client | null = null;
   private reconnectDelayMs = 50;
@@ -49,26 +42,19 @@ export class PostgresCluster implements Cluster {
    */
   private healthySince: number | null = null;
   private left = false;
-  /**
-   * The heartbeat's own connection: API traffic that fills the store's pools must not delay the
-   * renewal of the lease. A renewal slower than a third of the lease is given up (the next one comes
-   * then), both connecting and running, so a hung connection cannot hold the heartbeat.
-   */
-  private readonly leasePool: pg.Pool;
 
   constructor(private readonly options: PostgresClusterOptions) {
     this.store = options.store;
     this.nodeId = options.store.nodeId;
-    const renewalMs = Math.round(options.leaseTtlMs / 3);
-    this.leasePool = new pg.Pool({
+    // The lease is renewed on the registry's own connection, never on the store's pools: API traffic
+    // that fills those cannot delay it.
+    this.registry = new PostgresNodeRegistry({
       connectionString: options.connectionString,
-      max: 1,
-      application_name: `kiln ${this.nodeId} lease`,
-      options: `-c search_path=${pg.escapeIdentifier(options.store.schema)} -c statement_timeout=${renewalMs}`,
-      connectionTimeoutMillis: renewalMs,
-      query_timeout: renewalMs,
+      schema: options.store.schema,
+      nodeId: this.nodeId,
+      leaseMs: options.leaseTtlMs,
+      onIdleConnectionError: (error) => this.options.onError?.(error),
     });
-    this.leasePool.on("error", (error) => this.options.onError?.(error));
   }
 
   async join(events: ClusterEvents): Promise<void> {
@@ -80,18 +66,8 @@ export class PostgresCluster implements Cluster {
     this.every(pollIntervalMs, () => events.poll());
   }
 
-  async listNodes(): Promise<NodeRecord[]> {
-    const { rows } = await this.store.db.query<NodeRow>({
-      text: `SELECT id, started_at, heartbeat_at, lease_expires_at, lease_expires_at > ${dbNowMs} AS alive
-               FROM nodes ORDER BY started_at, id`,
-    });
-    return rows.map((row) => ({
-      id: row.id,
-      startedAt: new Date(row.started_at),
-      heartbeatAt: new Date(row.heartbeat_at),
-      leaseExpiresAt: new Date(row.lease_expires_at),
-      alive: row.alive,
-    }));
+  listNodes(): Promise<NodeRecord[]> {
+    return this.registry.listNodes();
   }
 
   /**
@@ -99,22 +75,12 @@ export class PostgresCluster implements Cluster {
    * ends the attempt as `cancelled`, and the end is announced). False when no live node runs it: a
    * dead node's task is recovered with its lease, and nobody would hear the request.
    */
-  async requestCancel(taskId: string): Promise<boolean> {
-    // $1 the task, $2 this node
-    const { rows } = await this.store.db.query<{ alive: boolean }>({
-      text: `SELECT n.lease_expires_at > ${dbNowMs} AS alive
-               FROM tasks t JOIN nodes n ON n.id = t.node_id
-               WHERE t.id = $1 AND t.state = 'running' AND t.node_id <> $2`,
-      values: [taskId, this.nodeId],
-    });
-    if (rows[0]?.alive !== true) return false;
-    this.store.announce.cancel([taskId]);
-    await this.store.announce.flush();
-    return true;
+  requestCancel(taskId: string): Promise<boolean> {
+    return this.registry.requestCancel(taskId);
   }
 
   announceFunctionChanged(project: string, name: string, sandboxesStale: boolean): void {
-    this.store.announce.functionChanged(project, name, sandboxesStale);
+    this.registry.announceFunctionChanged(project, name, sandboxesStale);
   }
 
   /**
@@ -126,13 +92,10 @@ export class PostgresCluster implements Cluster {
     this.left = true;
     for (const timer of this.timers) clearInterval(timer);
     await this.listener?.end().catch(() => {});
-    await this.leasePool.end().catch(() => {});
     await this.store.recoverInterruptedTasks(new Date(), this.options.maxLostAttempts);
-    // $1 this node
-    await this.store.db.query({
-      text: `UPDATE nodes SET lease_expires_at = ${dbNowMs} WHERE id = $1`,
-      values: [this.nodeId],
-    });
+    // The registry stays open (the node may still be listed through it); its idle connections close
+    // on their own and do not keep the process alive.
+    await this.registry.endLease();
   }
 
   private every(ms: number, work: () => unknown): void {
@@ -150,35 +113,30 @@ export class PostgresCluster implements Cluster {
       if (Date.now() - this.healthySince < this.options.leaseTtlMs) return;
       const { maxLostAttempts, leaseTtlMs } = this.options;
       const now = new Date();
-      for (const recovery of [
-        await this.store.recoverExpiredLeases(now, maxLostAttempts),
+      // Each recovery's news goes out as soon as it is committed, not after the next one.
+      this.tell(await this.store.recoverExpiredLeases(now, maxLostAttempts));
+      this.tell(
         await this.store.recoverOrphanedTasks(
           now,
           maxLostAttempts,
           this.events?.ownTaskIds() ?? [],
           new Date(now.getTime() - orphanAfterLeases * leaseTtlMs),
         ),
-      ]) {
-        for (const lane of recovery.lanes) this.events?.laneReady(lane);
-        for (const id of recovery.ended) this.events?.taskEnded(id);
-      }
+      );
     } catch (error) {
       this.healthySince = null;
       this.options.onError?.(error);
     }
   }
 
-  private async renewLease(joining: boolean): Promise<void> {
-    // $1 this node, $2 the lease in ms, $3 whether it is (re)starting
-    await this.leasePool.query({
-      name: "kiln_renew_lease",
-      text: `INSERT INTO nodes (id, started_at, heartbeat_at, lease_expires_at)
-               VALUES ($1, ${dbNowMs}, ${dbNowMs}, ${dbNowMs} + $2)
-             ON CONFLICT (id) DO UPDATE
-               SET started_at = CASE WHEN $3 THEN excluded.started_at ELSE nodes.started_at END,
-                   heartbeat_at = excluded.heartbeat_at, lease_expires_at = excluded.lease_expires_at`,
-      values: [this.nodeId, Math.round(this.options.leaseTtlMs), joining],
-    });
+  /** Wakes the lanes of recovered tasks and tells the waiters of those that ended. */
+  private tell(recovery: Recovery): void {
+    for (const lane of recovery.lanes) this.events?.laneReady(lane);
+    for (const id of recovery.ended) this.events?.taskEnded(id);
+  }
+
+  private renewLease(joining: boolean): Promise<void> {
+    return this.registry.renewLease(this.options.leaseTtlMs, joining);
   }
 
   /** Opens the listening connection; when it drops, it is opened again and a poll covers the gap. */

@@ -1,42 +1,78 @@
 /** The statements and row helpers the PostgreSQL store shares between its methods. */
 import type pg from "pg";
 import type { EnqueueResult, FunctionRecord, NewTask, AttemptEnd } from "../store.js";
-import { toFunctionRecord, toTask, type FunctionRow, type StoredAttempt, type TaskRow } from "../rows.js";
+import {
+  newTaskRecord,
+  toFunctionRecord,
+  toTask,
+  type FunctionRow,
+  type StoredAttempt,
+  type TaskRow,
+} from "../rows.js";
+
+/** The database's clock in epoch milliseconds: leases are compared on one clock, not the nodes'. */
+export const dbNowMs = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
 /** `query` as both `pg.Pool` and `pg.PoolClient` offer it: a statement outside or inside a transaction. */
 export interface Queryable {
   query<Row extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<Row>>;
 }
 
-/** The columns a `Task` is read from, for `SELECT` and `RETURNING` lists (the log is read on its own). */
+/** The columns of `task_view` a `Task` is read from, for `SELECT` lists (the log is read on its own). */
 export const taskColumns = `seq, id, project, function_name, revision, state, priority, payload, label,
   idempotency_key, timeout_s, created_at, run_at, started_at, finished_at, start_latency_ms, attempt,
-  attempt_started_at, lost_attempts, attempts, result, failure, progress, callback_url, callback_attempts`;
+  attempt_started_at, lost_attempts, attempts, result, failure, progress, callback_url`;
 
-/** Inserts tasks in one statement; a repeated idempotency key inserts nothing and returns the task holding it. */
-export async function insertTasks(db: Queryable, tasks: NewTask[]): Promise<EnqueueResult[]> {
-  // $1..$14 one array element per task, in the order given: ORDER BY position hands out seq in that
+/** The key of a task's lane in the map of lane ids that `insertTasks` takes. */
+export function laneKeyOf(task: { project: string; functionName: string; revision: string }): string {
+  return `${task.project}\u0000${task.functionName}\u0000${task.revision}`;
+}
+
+/**
+ * Inserts tasks in one statement: the task, its payload and its place in `ready` or `delayed`. A
+ * repeated idempotency key inserts nothing and returns the task holding it. `laneIds` has the id of
+ * every task's lane (see `laneKeyOf`).
+ */
+export async function insertTasks(
+  db: Queryable,
+  tasks: NewTask[],
+  laneIds: ReadonlyMap<string, number>,
+): Promise<EnqueueResult[]> {
+  // $1..$13 one array element per task, in the order given: ORDER BY position hands out seq in that
   // order, which is the FIFO order of claims. A key repeated in the batch or held by an earlier task
   // (even one another node is inserting now: ON CONFLICT waits for its transaction) inserts nothing.
-  const { rows: inserted } = await db.query<TaskRow>({
+  const { rows: inserted } = await db.query<{ seq: number; id: string }>({
     name: "kiln_insert_tasks",
-    text: `INSERT INTO tasks (id, project, function_name, revision, state, priority, payload, label,
-                              idempotency_key, timeout_s, created_at, run_at, callback_url, awaited)
-           SELECT id, project, function_name, revision, state, priority, payload, label,
-                  idempotency_key, timeout_s, created_at, run_at, callback_url, awaited
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[],
-                       $8::text[], $9::text[], $10::int[], $11::bigint[], $12::bigint[], $13::text[], $14::boolean[])
-                  WITH ORDINALITY AS n(id, project, function_name, revision, state, priority, payload, label,
-                                       idempotency_key, timeout_s, created_at, run_at, callback_url, awaited,
-                                       position)
-           ORDER BY position
-           ON CONFLICT (project, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-           RETURNING ${taskColumns}`,
+    text: `WITH n AS (
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::int[], $6::text[],
+                                  $7::text[], $8::text[], $9::int[], $10::bigint[], $11::bigint[], $12::text[],
+                                  $13::boolean[])
+               WITH ORDINALITY AS n(id, project, lane_id, state, priority, payload, label, idempotency_key,
+                                    timeout_s, created_at, run_at, callback_url, awaited, position)),
+           inserted AS (
+             INSERT INTO tasks (id, project, lane_id, state, priority, label, idempotency_key, timeout_s,
+                                created_at, run_at, callback_url, awaited)
+             SELECT id, project, lane_id, state, priority, label, idempotency_key, timeout_s, created_at,
+                    run_at, callback_url, awaited
+             FROM n ORDER BY position
+             ON CONFLICT (project, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+             RETURNING seq, id, lane_id, state, priority, run_at),
+           payloads AS (
+             INSERT INTO task_payloads (seq, payload) SELECT i.seq, n.payload FROM inserted i JOIN n USING (id)),
+           queued AS (
+             INSERT INTO ready (seq, lane_id, priority)
+             SELECT seq, lane_id, priority FROM inserted WHERE state = 'queued'),
+           waiting AS (
+             INSERT INTO delayed (seq, lane_id, run_at) SELECT seq, lane_id, run_at FROM inserted WHERE state = 'delayed')
+           SELECT seq, id FROM inserted`,
     values: [
       tasks.map((task) => task.id),
       tasks.map((task) => task.project),
-      tasks.map((task) => task.functionName),
-      tasks.map((task) => task.revision),
+      tasks.map((task) => {
+        const id = laneIds.get(laneKeyOf(task));
+        if (id === undefined) throw new Error(`no lane id for task ${task.id}`);
+        return id;
+      }),
       tasks.map((task) => (task.runAt > task.createdAt ? "delayed" : "queued")),
       tasks.map((task) => task.priority),
       tasks.map((task) => task.payload),
@@ -49,21 +85,20 @@ export async function insertTasks(db: Queryable, tasks: NewTask[]): Promise<Enqu
       tasks.map((task) => task.awaited ?? false),
     ],
   });
-  const created = new Map(inserted.map((row) => [row.id, row]));
+  const created = new Set(inserted.map((row) => row.id));
   const skipped = tasks.filter((task) => !created.has(task.id));
   const existing = new Map<string, TaskRow>();
   if (skipped.length > 0) {
     // $1 projects, $2 idempotency keys of the tasks not inserted
     const { rows } = await db.query<TaskRow>({
-      text: `SELECT ${taskColumns} FROM tasks
+      text: `SELECT ${taskColumns} FROM task_view
                WHERE (project, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
       values: [skipped.map((task) => task.project), skipped.map((task) => task.idempotencyKey)],
     });
     for (const row of rows) existing.set(`${row.project}\u0000${row.idempotency_key}`, row);
   }
   return tasks.map((task): EnqueueResult => {
-    const row = created.get(task.id);
-    if (row !== undefined) return { task: toTask(row), created: true };
+    if (created.has(task.id)) return { task: newTaskRecord(task), created: true };
     const held = existing.get(`${task.project}\u0000${task.idempotencyKey}`);
     if (held === undefined) throw new Error(`task ${task.id} was neither inserted nor found`);
     return { task: toTask(held), created: false };
@@ -87,12 +122,6 @@ const currentRevisionJoin =
 
 /** Functions with their current revision's spec. */
 export const selectFunctionSql = `SELECT ${functionColumns} FROM functions f ${currentRevisionJoin}`;
-
-/** Appends one attempt (JSON text) to a JSON array kept as text, as SQLite's json_insert(…, '$[#]', …) does. */
-export function appendAttemptSql(array: string, attempt: string): string {
-  return `CASE WHEN ${array} = '[]' THEN '[' || ${attempt} || ']'
-               ELSE left(${array}, -1) || ',' || ${attempt} || ']' END`;
-}
 
 export function toStoredAttempt(end: AttemptEnd): StoredAttempt {
   return {

@@ -2,13 +2,14 @@
  * What the PostgreSQL tests share. The database is `KILN_TEST_DATABASE_URL` (`.ci/run` sets it):
  * without it the PostgreSQL tests are skipped, saying so; with it, one that cannot be reached fails them.
  */
+import type { Lane } from "../../domain/lane.js";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { userInfo } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { defaultSettings } from "../../domain/function-settings.js";
-import type { Lane, NewTask } from "../store.js";
+import type { NewTask } from "../store.js";
 import { PostgresStore } from "./postgres-store.js";
 
 export const testDatabaseUrl = process.env.KILN_TEST_DATABASE_URL || null;

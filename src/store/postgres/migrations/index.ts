@@ -1,5 +1,6 @@
 import * as initial from "./001-initial.js";
 import * as nodesAndLeases from "./002-nodes-and-leases.js";
+import * as queueTables from "./003-queue-tables.js";
 
 /**
  * Applied in order; migration N (1-based) is recorded as version N in the schema's `kiln_migrations`
@@ -8,4 +9,5 @@ import * as nodesAndLeases from "./002-nodes-and-leases.js";
 export const migrations: readonly { name: string; up: string }[] = [
   { name: "001-initial", ...initial },
   { name: "002-nodes-and-leases", ...nodesAndLeases },
+  { name: "003-queue-tables", ...queueTables },
 ];

@@ -2,6 +2,7 @@ import * as initial from "./001-initial.js";
 import * as oldestFirstClaims from "./002-oldest-first-claims.js";
 import * as callbacks from "./003-callbacks.js";
 import * as runningPerFunction from "./004-running-per-function.js";
+import * as queueTables from "./005-queue-tables.js";
 
 /** Applied in order; the database's `user_version` is the number of migrations applied. */
 export const migrations: readonly { up: string }[] = [
@@ -9,4 +10,5 @@ export const migrations: readonly { up: string }[] = [
   oldestFirstClaims,
   callbacks,
   runningPerFunction,
+  queueTables,
 ];
