@@ -92,7 +92,12 @@ export class Dispatcher implements ClusterEvents {
     this.ends = new EndRecorder(this.store);
     this.watch = new TaskWatch({
       store: this.store,
-      startingFor: (task) => this.pool.startingCount(laneOf(task)),
+      // A lane with no sandbox yet counts as starting one: the dispatch pass that grows it may not have
+      // run by the admission deadline (on PostgreSQL it reads the function first).
+      startingFor: (task) => {
+        const lane = laneOf(task);
+        return this.pool.startingCount(lane) + (this.pool.isCold(lane) ? 1 : 0);
+      },
       onCancelled: () => options.callbacks.wake(),
     });
   }

@@ -100,6 +100,12 @@ export class SandboxPool {
     return this.lanes.get(laneKey(lane))?.starting ?? 0;
   }
 
+  /** Whether the lane has no sandbox at all, started or starting: its next task waits for a cold start. */
+  isCold(lane: Lane): boolean {
+    const entry = this.lanes.get(laneKey(lane));
+    return entry === undefined || entry.sandboxes.size + entry.starting === 0;
+  }
+
   /** An idle sandbox of the lane, now reserved for one task; null when none is idle. */
   takeIdle(lane: Lane): Sandbox | null {
     const sandbox = this.lanes.get(laneKey(lane))?.idle.pop() ?? null;
