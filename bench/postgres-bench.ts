@@ -88,36 +88,6 @@ async function withNodes<T>(
   }
 }
 
-/**
- * Which node started how many of the drained tasks, and over how long: read from the `tasks` table
- * (its `node_id` is the node of the latest claim). A diagnostic only: it reads Kiln's own schema.
- */
-async function describeShares(schema: string, drain: Drain): Promise<string> {
-  const client = await connect();
-  try {
-    const { rows } = await client.query<{ node_id: string; result: string }>(
-      `SELECT node_id, result FROM ${schema}.tasks WHERE id = ANY($1::text[])`,
-      [drain.taskIds],
-    );
-    const perNode = new Map<string, bigint[]>();
-    for (const row of rows) {
-      const start = BigInt(JSON.parse(row.result) as string);
-      perNode.set(row.node_id, [...(perNode.get(row.node_id) ?? []), start]);
-    }
-    return [...perNode.values()]
-      .map((starts) => {
-        const spanS =
-          Number(starts.reduce((a, b) => (a > b ? a : b)) - starts.reduce((a, b) => (a < b ? a : b))) / 1e9;
-        return `${starts.length} tasks in ${spanS.toFixed(2)} s`;
-      })
-      .join("; ");
-  } catch (error) {
-    return `(per-node shares unavailable: ${String(error)})`;
-  } finally {
-    await client.end();
-  }
-}
-
 export async function runPostgresBench(sizes: BenchSizes, clusterNodes: number): Promise<void> {
   const { rounds, probes, drainTasks, concurrency } = sizes;
   const peersDir = await preparePeers();
@@ -160,7 +130,7 @@ export async function runPostgresBench(sizes: BenchSizes, clusterNodes: number):
           );
           console.log(
             `${label}: kiln drain, ${clusterNodes} nodes: ${drain.tasksPerS.toFixed(0)} tasks/s ` +
-              `(${drain.tasksPerSFromUnpause.toFixed(0)} from the unpause; ${await describeShares(schema, drain)})`,
+              `(${drain.tasksPerSFromUnpause.toFixed(0)} from the unpause)`,
           );
           return drain;
         }),
