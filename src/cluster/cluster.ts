@@ -3,7 +3,7 @@
  * there are none (`single-node.ts`); with PostgreSQL (`store/postgres/postgres-cluster.ts`) nodes
  * register, hold leases, recover the tasks of nodes whose lease expired, and hear each other's news.
  */
-import type { Lane } from "../store/store.js";
+import type { Lane } from "../domain/lane.js";
 
 export interface NodeRecord {
   id: string;

@@ -6,7 +6,7 @@ import path from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { defaultSettings } from "../domain/function-settings.js";
-import type { Lane } from "../store/store.js";
+import type { Lane } from "../domain/lane.js";
 import { ProcessSandboxBackend } from "./process-sandbox-backend.js";
 import { SandboxPool, type LaneConfig } from "./sandbox-pool.js";
 

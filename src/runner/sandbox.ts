@@ -4,7 +4,7 @@
  * in `setState`.
  */
 import { exceedsJsonDepth, maxJsonDepth } from "../domain/json-depth.js";
-import type { Lane } from "../store/store.js";
+import type { Lane } from "../domain/lane.js";
 import {
   computeMaxTaskChannelBytes,
   type FromSandbox,

@@ -4,6 +4,7 @@
  * (shared by many nodes). Every method that changes state resolves only once the change is committed.
  */
 import type { FunctionSettings, RevisionSpec } from "../domain/function-settings.js";
+import type { Lane } from "../domain/lane.js";
 import type { Attempt, Failure, Priority, Progress, Task, TaskState } from "../domain/task.js";
 
 export interface FunctionRecord {
@@ -46,12 +47,7 @@ export interface DeployResult {
   created: boolean;
 }
 
-/** The tasks of one function revision: they share warm sandboxes. */
-export interface Lane {
-  project: string;
-  functionName: string;
-  revision: string;
-}
+export type { Lane } from "../domain/lane.js";
 
 export interface NewTask {
   id: string;
@@ -178,7 +174,18 @@ export interface Store {
    */
   enqueueAndClaimTasks(
     tasks: NewTask[],
-    claim: { lane: Lane; limit: number; now: Date; maxConcurrency?: number },
+    claim: {
+      lane: Lane;
+      limit: number;
+      now: Date;
+      maxConcurrency?: number;
+      /**
+       * false: the commit may skip the fsync (SQLite commits at once at `synchronous = NORMAL`, which a
+       * crash of the process survives and one of the machine may not). For sync invokes, whose caller
+       * waits and retries on failure. Default true. PostgreSQL ignores it.
+       */
+      durable?: boolean;
+    },
   ): Promise<{ results: EnqueueResult[]; claimed: ClaimedTask[] }>;
   /**
    * Starts up to `limit` queued tasks of `lane`, never more than one claim per task however many nodes

@@ -204,9 +204,9 @@ export class SqliteStore implements Store {
 
   enqueueAndClaimTasks(
     tasks: NewTask[],
-    claim: { lane: Lane; limit: number; now: Date; maxConcurrency?: number },
+    claim: { lane: Lane; limit: number; now: Date; maxConcurrency?: number; durable?: boolean },
   ): Promise<{ results: EnqueueResult[]; claimed: ClaimedTask[] }> {
-    return this.commits.write(() => {
+    const apply = () => {
       const results = this.insertTasks(tasks);
       const claimed = this.claimNow(claim.lane, claim.limit, claim.now, {
         maxConcurrency: claim.maxConcurrency,
@@ -220,7 +220,10 @@ export class SqliteStore implements Store {
         task.startLatencyMs ??= Math.max(0, start.startedAt.getTime() - task.runAt.getTime());
       }
       return { results, claimed };
-    }, true);
+    };
+    // Not durable (a sync invoke): committed now, at NORMAL, without waiting for the group's turn.
+    if (claim.durable === false) return writeNow(() => this.db.transaction(apply)());
+    return this.commits.write(apply, true);
   }
 
   private insertTasks(tasks: NewTask[]): EnqueueResult[] {
