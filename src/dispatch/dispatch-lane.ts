@@ -73,6 +73,11 @@ export class DispatchLane {
     return this.queue.ids();
   }
 
+  /** The highest priority waiting here; -1 when none waits. */
+  topPriority(): number {
+    return this.queue.topPriority();
+  }
+
   holds(taskId: string): boolean {
     return this.queue.has(taskId);
   }
@@ -212,11 +217,15 @@ export class DispatchLane {
       waitlist.leave(this);
       return;
     }
-    let wanted = Math.min(lacking, this.context.maxStartingPerLane - starting);
+    // No more sandboxes than the function may use at once (a limited function's sandboxes are all busy
+    // only when its limit is reached: then a task claimed ahead waits for one of them).
+    const { maxConcurrency } = fn.settings;
+    const usable = maxConcurrency > 0 ? maxConcurrency - pool.sandboxCount(this.lane) : Infinity;
+    let wanted = Math.min(lacking, this.context.maxStartingPerLane - starting, usable);
     const config = this.context.laneConfig(fn, spec);
     while (wanted > 0 && pool.grow(this.lane, config)) wanted -= 1;
     // Refused for lack of room (not for the cap on starts): wait for a sandbox of another lane.
-    if (wanted > 0) waitlist.wait(this, this.queue.topPriority(), lacking);
+    if (wanted > 0) waitlist.wait(this, Math.min(lacking, usable));
     else waitlist.leave(this);
   }
 
@@ -228,10 +237,11 @@ export class DispatchLane {
     }
     if ((!this.backlog && this.urgent.count === 0) || this.context.isDraining()) return;
     this.refilling = true;
+    let claimed = 0;
     try {
       do {
         this.refillAgain = false;
-        await this.claimBatch();
+        claimed += await this.claimBatch();
       } while (this.refillAgain && (this.backlog || this.urgent.count > 0) && !this.context.isDraining());
     } catch (error) {
       this.context.reportError("claiming tasks", error);
@@ -240,17 +250,20 @@ export class DispatchLane {
     }
     // A stop that began while the claim was in flight finds these tasks here: they go back at once.
     if (this.context.isDraining()) await this.handBackAll();
-    else this.pump();
+    // Only after a claim that brought tasks: `pump` refills again, and a claim that found no room or
+    // no task must not turn into a loop of promises that never yields to the event loop.
+    else if (claimed > 0) this.pump();
   }
 
-  private async claimBatch(): Promise<void> {
+  /** Claims what the lane's target depth and its function's room allow; resolves with how many. */
+  private async claimBatch(): Promise<number> {
     const { functions, slots, store } = this.context;
     const fn = await functions.get(this.lane);
     if (fn === null) {
       this.backlog = false; // the function is gone
-      return;
+      return 0;
     }
-    if (!fn.specs.has(this.lane.revision) || fn.settings.paused) return;
+    if (!fn.specs.has(this.lane.revision) || fn.settings.paused) return 0;
     const { maxConcurrency } = fn.settings;
     const urgent = this.urgent;
     this.urgent = { count: 0, priority: -1 };
@@ -262,7 +275,7 @@ export class DispatchLane {
     }
     const wanted = this.backlog ? Math.max(this.targetDepth() - this.queue.size, urgent.count) : urgent.count;
     const limit = Math.min(wanted, room);
-    if (limit <= 0) return;
+    if (limit <= 0) return 0;
     slots.take(this.functionKey, limit);
     let claimed = 0;
     try {
@@ -283,6 +296,7 @@ export class DispatchLane {
     }
     this.backlog = claimed === limit;
     if (claimed > 0) this.lastActivityMs = Date.now();
+    return claimed;
   }
 
   private async handBack(tasks: ClaimedTask[]): Promise<void> {
@@ -301,7 +315,7 @@ export class DispatchLane {
   }
 
   /**
-   * How many tasks the lane keeps claimed ahead: one per sandbox at least, and what its sandboxes start
+   * How many tasks the lane keeps claimed ahead: one per sandbox (and per sandbox it may start) at least, and what its sandboxes start
    * in `claimAheadMs` at the rate observed over the last second, up to `maxLocalQueue`.
    */
   private targetDepth(): number {
@@ -309,7 +323,9 @@ export class DispatchLane {
     const sinceWindowMs = Date.now() - this.windowStartMs;
     const perSecond =
       sinceWindowMs > 2 * rateWindowMs ? 0 : Math.max(this.lastWindowRate, this.startsInWindow);
-    return Math.min(maxLocalQueue, Math.max(sandboxes, Math.ceil((perSecond * claimAheadMs) / 1000)));
+    // A few more than its sandboxes: a lane with a backlog holds work for the sandboxes it grows.
+    const ahead = sandboxes + this.context.maxStartingPerLane;
+    return Math.min(maxLocalQueue, Math.max(ahead, Math.ceil((perSecond * claimAheadMs) / 1000)));
   }
 
   private lowWater(): number {

@@ -148,8 +148,8 @@ export class Dispatcher implements ClusterEvents {
 
   /** A sandbox exited somewhere: lanes waiting for room start theirs, higher classes first. */
   roomFreed(): void {
-    for (const lane of this.waitlist.lanes()) lane.pump();
-    for (const lane of this.lanes.values()) if (lane.waiting > 0) lane.pump();
+    const waiting = [...this.lanes.values()].filter((lane) => lane.waiting > 0);
+    for (const lane of waiting.sort((a, b) => b.topPriority() - a.topPriority())) lane.pump();
   }
 
   /** A sandbox of the lane finished starting and is idle. */

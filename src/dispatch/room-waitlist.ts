@@ -8,10 +8,11 @@
 export interface WaitingLane {
   /** Tries again to start its tasks (room may have been freed). */
   pump(): void;
+  /** The highest priority among its waiting tasks; -1 when none waits any more. */
+  topPriority(): number;
 }
 
 interface Wait {
-  priority: number;
   /** Sandboxes it still lacks. */
   need: number;
 }
@@ -19,8 +20,8 @@ interface Wait {
 export class RoomWaitlist<L extends WaitingLane = WaitingLane> {
   private readonly waiting = new Map<L, Wait>();
 
-  wait(lane: L, priority: number, need: number): void {
-    if (need > 0) this.waiting.set(lane, { priority, need });
+  wait(lane: L, need: number): void {
+    if (need > 0) this.waiting.set(lane, { need });
     else this.waiting.delete(lane);
   }
 
@@ -34,20 +35,22 @@ export class RoomWaitlist<L extends WaitingLane = WaitingLane> {
    * is counted as on its way.
    */
   yieldsRoom(lane: L, nextPriority: number): boolean {
-    let best: Wait | undefined;
-    let bestLane: L | undefined;
+    let best: { lane: L; wait: Wait; priority: number } | undefined;
     for (const [other, wait] of this.waiting) {
-      if (other === lane || wait.priority <= nextPriority) continue;
-      if (best === undefined || wait.priority > best.priority) [best, bestLane] = [wait, other];
+      // Read now: its tasks may have started, gone back or been cancelled since it began to wait.
+      const priority = other.topPriority();
+      if (priority < 0) this.waiting.delete(other);
+      if (other === lane || priority <= nextPriority) continue;
+      if (best === undefined || priority > best.priority) best = { lane: other, wait, priority };
     }
-    if (best === undefined || bestLane === undefined) return false;
-    best.need -= 1;
-    if (best.need <= 0) this.waiting.delete(bestLane);
+    if (best === undefined) return false;
+    best.wait.need -= 1;
+    if (best.wait.need <= 0) this.waiting.delete(best.lane);
     return true;
   }
 
   /** The waiting lanes, highest class first. */
   lanes(): L[] {
-    return [...this.waiting].sort((a, b) => b[1].priority - a[1].priority).map(([lane]) => lane);
+    return [...this.waiting.keys()].sort((a, b) => b.topPriority() - a.topPriority());
   }
 }
