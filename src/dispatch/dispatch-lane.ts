@@ -263,7 +263,11 @@ export class DispatchLane {
       this.backlog = false; // the function is gone
       return 0;
     }
-    if (!fn.specs.has(this.lane.revision) || fn.settings.paused) return 0;
+    const spec = fn.specs.get(this.lane.revision);
+    if (spec === undefined || fn.settings.paused) return 0;
+    // A node that can never start a sandbox of the lane (one that runs no tasks, say) claims nothing:
+    // what it held would wait for the idle sweep while other nodes could run it at once.
+    if (!this.context.pool.canEverRun(this.context.laneConfig(fn, spec))) return 0;
     const { maxConcurrency } = fn.settings;
     const urgent = this.urgent;
     this.urgent = { count: 0, priority: -1 };

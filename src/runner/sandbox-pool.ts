@@ -175,6 +175,16 @@ export class SandboxPool {
     return !this.closed && this.hasRoom(config);
   }
 
+  /**
+   * Whether this node could ever run a sandbox of the lane: false when it runs no sandboxes at all
+   * (`--max-workers 0`) or the lane's tier does not fit its budget (or the long share of it) even empty.
+   */
+  canEverRun(config: LaneConfig): boolean {
+    const { maxSandboxes, memoryBudgetMb, longShare } = this.options;
+    if (this.closed || maxSandboxes <= 0 || config.tierMb > memoryBudgetMb) return false;
+    return !config.long || config.tierMb <= memoryBudgetMb * longShare;
+  }
+
   /** Makes a sandbox taken with `takeIdle` idle again without waking its lane (no task came for it). */
   putBack(sandbox: Sandbox): void {
     const entry = this.lanes.get(laneKey(sandbox.lane));
