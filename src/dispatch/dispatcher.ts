@@ -120,8 +120,9 @@ export class Dispatcher implements ClusterEvents {
     this.watch.ended(taskId);
   }
 
+  /** Another node cancels a task held here: running, its sandbox stops; claimed ahead, it is cancelled. */
   cancelRequested(taskId: string): void {
-    this.options.runner.cancel(taskId);
+    if (!this.options.runner.cancel(taskId)) void this.cancelUnstarted(taskId);
   }
 
   /** Tasks this node holds: running here, or claimed ahead in a local queue (both under its lease). */
@@ -276,6 +277,20 @@ export class Dispatcher implements ClusterEvents {
         return this.store.getTask(project, id);
       }
     }
+    return this.cancelPending(project, id);
+  }
+
+  /** Takes a task claimed ahead here out of its local queue and cancels it like any pending task. */
+  private async cancelUnstarted(id: string): Promise<void> {
+    const project = this.laneHolding(id)?.lane.project;
+    try {
+      if (project !== undefined && (await this.releaseUnstarted(id))) await this.cancelPending(project, id);
+    } catch (error) {
+      this.reportStoreError("cancelling a task claimed ahead", error);
+    }
+  }
+
+  private async cancelPending(project: string, id: string): Promise<Task | null> {
     const cancelled = await this.store.cancelPendingTask(project, id, new Date());
     if (cancelled !== null && isFinal(cancelled.state)) {
       this.watch.ended(id);

@@ -19,12 +19,12 @@ test(
     await waitForAliveNodes(front, await Promise.all(cluster.nodes.map(readNodeId)), 10_000);
     await deployTestFunction(front.client, "record-interval-on-node");
     const [task] = await front.client.createTasks([
-      { function: "record-interval-on-node", payload: { sleepMs: 25_000 } },
+      { function: "record-interval-on-node", payload: { sleepMs: 25_000, reportStart: true } },
     ]);
     assert.ok(task !== undefined);
     await pollUntil(
       "the task to run on the worker node",
-      async () => ((await front.client.getTask(task.id)).state === "running" ? true : undefined),
+      async () => ((await front.client.getTask(task.id)).progress !== null ? true : undefined),
       { timeoutMs: 30_000 },
     );
 
