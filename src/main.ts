@@ -253,7 +253,7 @@ async function deployExamples(
       scratchDir,
       memoryTiersMb,
     });
-    dispatcher.functionChanged("default", entry.name, false);
+    void dispatcher.functionChanged("default", entry.name, false);
   }
 }
 

@@ -320,9 +320,12 @@ export class Dispatcher implements ClusterEvents {
    * lanes claimed ahead under the old settings, and wake them. `sandboxesStale` (its env or memory
    * changed) also stops its idle sandboxes; busy ones finish their task first and are then replaced.
    */
-  functionChanged(project: string, name: string, sandboxesStale: boolean): void {
-    this.options.cluster.announceFunctionChanged(project, name, sandboxesStale);
+  functionChanged(project: string, name: string, sandboxesStale: boolean): Promise<void> {
+    // Sent before this node's own lanes read the function again: a caller answered once it resolves
+    // (a pause, say) finds the other nodes told, not racing the answer.
+    const announced = this.options.cluster.announceFunctionChanged(project, name, sandboxesStale);
     this.functionChangedElsewhere(project, name, sandboxesStale);
+    return announced;
   }
 
   /** Another node changed the function: as `functionChanged`, without telling the others again. */

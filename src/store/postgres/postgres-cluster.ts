@@ -113,8 +113,9 @@ export class PostgresCluster implements Cluster {
     return true;
   }
 
-  announceFunctionChanged(project: string, name: string, sandboxesStale: boolean): void {
+  announceFunctionChanged(project: string, name: string, sandboxesStale: boolean): Promise<void> {
     this.store.announce.functionChanged(project, name, sandboxesStale);
+    return this.store.announce.flush();
   }
 
   /**
