@@ -7,7 +7,7 @@
 import type { Cluster, ClusterEvents } from "../cluster/cluster.js";
 import type { Logger } from "../logger.js";
 import { functionKey, laneKey, type Lane } from "../domain/lane.js";
-import { isFinal, type Task } from "../domain/task.js";
+import type { Task } from "../domain/task.js";
 import type { Runner } from "../runner/runner.js";
 import type { SandboxPool } from "../runner/sandbox-pool.js";
 import { StoreUnavailableError, type EnqueueResult, type NewTask, type Store } from "../store/store.js";
@@ -18,6 +18,7 @@ import { FunctionCache } from "./function-cache.js";
 import { FunctionSlots } from "./function-slots.js";
 import { LanePlacement } from "./lane-placement.js";
 import { RoomWaitlist } from "./room-waitlist.js";
+import { TaskCancellation } from "./task-cancellation.js";
 import { TaskWatch } from "./task-watch.js";
 
 export interface DispatcherOptions {
@@ -51,6 +52,7 @@ export class Dispatcher implements ClusterEvents {
   private readonly waitlist = new RoomWaitlist<DispatchLane>();
   private readonly attempts: AttemptLifecycle;
   private readonly watch: TaskWatch;
+  private readonly cancellation: TaskCancellation;
   private readonly delayTimer: DelayTimer;
   private readonly laneContext: LaneContext;
   private readonly handingBack = new Set<Promise<void>>();
@@ -71,6 +73,16 @@ export class Dispatcher implements ClusterEvents {
       onCancelled: () => options.callbacks.wake(),
       holdsUnstarted: (taskId) => this.laneHolding(taskId) !== undefined,
       releaseUnstarted: (taskId) => this.releaseUnstarted(taskId),
+    });
+    this.cancellation = new TaskCancellation({
+      store: this.store,
+      runner: options.runner,
+      cluster: options.cluster,
+      watch: this.watch,
+      callbacks: options.callbacks,
+      projectHeld: (taskId) => this.laneHolding(taskId)?.lane.project,
+      releaseUnstarted: (taskId) => this.releaseUnstarted(taskId),
+      reportError: (doing, error) => this.reportStoreError(doing, error),
     });
     this.attempts = new AttemptLifecycle({
       store: this.store,
@@ -120,9 +132,8 @@ export class Dispatcher implements ClusterEvents {
     this.watch.ended(taskId);
   }
 
-  /** Another node cancels a task held here: running, its sandbox stops; claimed ahead, it is cancelled. */
   cancelRequested(taskId: string): void {
-    if (!this.options.runner.cancel(taskId)) void this.cancelUnstarted(taskId);
+    this.cancellation.cancelRequested(taskId);
   }
 
   /** Tasks this node holds: running here, or claimed ahead in a local queue (both under its lease). */
@@ -259,44 +270,9 @@ export class Dispatcher implements ClusterEvents {
     return (await lane.enqueueOnIdle(tasks, fn)) ?? this.store.enqueueTasks(tasks);
   }
 
-  /** Cancels a task: a pending one at once, a running one by stopping its sandbox, wherever it runs. */
-  async cancel(project: string, id: string): Promise<Task | null> {
-    const task = await this.store.getTask(project, id);
-    if (task === null || isFinal(task.state)) return task;
-    // Claimed ahead here but not started: queued again, then cancelled like any pending task.
-    const released = task.state === "running" && (await this.releaseUnstarted(id));
-    if (task.state === "running" && !released) {
-      let stopping = this.options.runner.cancel(id);
-      if (!stopping) {
-        // Another node runs it: watched first, so that its end is announced to this node.
-        await this.store.watchTask(project, id);
-        stopping = await this.options.cluster.requestCancel(id);
-      }
-      if (stopping) {
-        await this.waitForTask(project, id, 10_000);
-        return this.store.getTask(project, id);
-      }
-    }
-    return this.cancelPending(project, id);
-  }
-
-  /** Takes a task claimed ahead here out of its local queue and cancels it like any pending task. */
-  private async cancelUnstarted(id: string): Promise<void> {
-    const project = this.laneHolding(id)?.lane.project;
-    try {
-      if (project !== undefined && (await this.releaseUnstarted(id))) await this.cancelPending(project, id);
-    } catch (error) {
-      this.reportStoreError("cancelling a task claimed ahead", error);
-    }
-  }
-
-  private async cancelPending(project: string, id: string): Promise<Task | null> {
-    const cancelled = await this.store.cancelPendingTask(project, id, new Date());
-    if (cancelled !== null && isFinal(cancelled.state)) {
-      this.watch.ended(id);
-      this.options.callbacks.wake();
-    }
-    return cancelled;
+  /** See `TaskCancellation.cancel`. */
+  cancel(project: string, id: string): Promise<Task | null> {
+    return this.cancellation.cancel(project, id);
   }
 
   async retry(project: string, id: string): Promise<Task | null> {
