@@ -69,7 +69,7 @@ export class Dispatcher implements ClusterEvents {
     this.delayTimer = new DelayTimer(() => void this.releaseDueTasks());
     this.watch = new TaskWatch({
       store: this.store,
-      startingFor: (task) => this.pool.startingCount(laneOf(task)),
+      startingFor: (task) => this.pool.startingCount(laneOf(task)) + (this.expectsRoom(task) ? 1 : 0),
       onCancelled: () => options.callbacks.wake(),
       holdsUnstarted: (taskId) => this.laneHolding(taskId) !== undefined,
       releaseUnstarted: (taskId) => this.releaseUnstarted(taskId),
@@ -338,6 +338,12 @@ export class Dispatcher implements ClusterEvents {
       this.lanes.set(key, entry);
     }
     return entry;
+  }
+
+  /** A sandbox of the task's lane is on its way through the room waitlist (see `RoomWaitlist.expectsRoom`). */
+  private expectsRoom(task: Task): boolean {
+    const lane = this.lanes.get(laneKey(laneOf(task)));
+    return lane !== undefined && this.waitlist.expectsRoom(lane);
   }
 
   private laneHolding(taskId: string): DispatchLane | undefined {

@@ -19,14 +19,26 @@ interface Wait {
 
 export class RoomWaitlist<L extends WaitingLane = WaitingLane> {
   private readonly waiting = new Map<L, Wait>();
+  /** Lanes a sandbox made way for, until they next try to grow (`wait` or `leave`). */
+  private readonly madeWayFor = new Set<L>();
 
   wait(lane: L, need: number): void {
+    this.madeWayFor.delete(lane);
     if (need > 0) this.waiting.set(lane, { need });
     else this.waiting.delete(lane);
   }
 
   leave(lane: L): void {
+    this.madeWayFor.delete(lane);
     this.waiting.delete(lane);
+  }
+
+  /**
+   * Whether a sandbox is on its way to the lane though none is starting yet: it waits for one of a lower
+   * class to finish its task, or one already stopped to make way for it (admission counts on it).
+   */
+  expectsRoom(lane: L): boolean {
+    return this.waiting.has(lane) || this.madeWayFor.has(lane);
   }
 
   /**
@@ -44,6 +56,7 @@ export class RoomWaitlist<L extends WaitingLane = WaitingLane> {
       if (best === undefined || priority > best.priority) best = { lane: other, wait, priority };
     }
     if (best === undefined) return false;
+    this.madeWayFor.add(best.lane);
     best.wait.need -= 1;
     if (best.wait.need <= 0) this.waiting.delete(best.lane);
     return true;

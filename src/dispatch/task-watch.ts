@@ -9,7 +9,7 @@ import { TaskWaiters } from "./task-waiters.js";
 
 export interface TaskWatchOptions {
   store: Store;
-  /** Sandboxes of the task's lane still starting on this node: capacity on its way. */
+  /** Sandboxes of the task's lane starting on this node or on their way to it (the room waitlist): capacity coming. */
   startingFor(task: Task): number;
   /** A task admission gave up on was cancelled. */
   onCancelled(taskId: string): void;
