@@ -34,3 +34,16 @@ test("a lane whose tasks no longer wait is dropped from the list", () => {
   assert.equal(waitlist.yieldsRoom(lane(1), 1), false);
   assert.deepEqual(waitlist.lanes(), []);
 });
+
+test("room stays expected for a lane from its wait until it next tries to grow, through the sandbox that made way", () => {
+  const waitlist = new RoomWaitlist();
+  const [background, invoke] = [lane(1), lane(3)];
+  assert.equal(waitlist.expectsRoom(invoke), false);
+  waitlist.wait(invoke, 1);
+  assert.equal(waitlist.expectsRoom(invoke), true, "waiting for a sandbox of a lower class");
+  assert.equal(waitlist.yieldsRoom(background, 1), true);
+  assert.deepEqual(waitlist.lanes(), [], "its need is met");
+  assert.equal(waitlist.expectsRoom(invoke), true, "the sandbox that made way is still exiting");
+  waitlist.leave(invoke); // it started its sandbox, or no longer lacks one
+  assert.equal(waitlist.expectsRoom(invoke), false);
+});
