@@ -31,7 +31,9 @@ export async function runSqliteBench({ rounds, probes, drainTasks, concurrency }
     console.log(`sqlite round ${round}: ${await waitForQuietMachine()}`);
     const node = await startBenchNode({ maxWorkers: concurrency });
     try {
-      await deployNoop(node.api, concurrency);
+      // `BENCH_MAX_CONCURRENCY` (0: none) measures the drain without the function's limit: the 16
+      // sandboxes still bound it to 16 at once, and lanes may claim ahead past what runs.
+      await deployNoop(node.api, Number(process.env.BENCH_MAX_CONCURRENCY ?? concurrency));
       latencies.push(await measureStartLatency(node.api, probes));
       drains.push(await measureDrain([node.api], drainTasks, concurrency));
       invokes.push(await measureInvoke(node.api, probes));

@@ -106,7 +106,8 @@ async function startOnLockedDir(
   const { store, cluster } = await openStore(config, logger);
   await store.ensureProject("default", new Date());
   const runner = new Runner();
-  // The pool and the dispatcher call each other: the pool reports idle sandboxes, the dispatcher fills them.
+  // The pool tells the dispatcher of sandboxes that finished starting and of room freed; a sandbox that
+  // ends a task goes straight back to its lane (see DispatchLane), not through the pool.
   let dispatcher: Dispatcher | null = null;
   const pool = new SandboxPool({
     backend,
@@ -119,7 +120,7 @@ async function startOnLockedDir(
     maxResultBytes: config.maxResultBytes,
     maxLogBytes: config.maxLogBytes,
     revisions: new RevisionCache(path.join(config.dataDir, "revisions"), store, config),
-    onIdle: (lane) => dispatcher?.wake(lane),
+    onIdle: (lane) => dispatcher?.sandboxIdle(lane),
     onRoomFreed: () => dispatcher?.roomFreed(),
     onStartFailed: (lane, reason) =>
       void dispatcher
@@ -252,7 +253,7 @@ async function deployExamples(
       scratchDir,
       memoryTiersMb,
     });
-    dispatcher.functionChanged("default", entry.name, false);
+    void dispatcher.functionChanged("default", entry.name, false);
   }
 }
 

@@ -40,8 +40,12 @@ export interface Cluster {
    * (it ends the attempt `cancelled`); false when none does (no other nodes, or it runs nowhere).
    */
   requestCancel(taskId: string): Promise<boolean>;
-  /** Tells the other nodes that a function changed (their cached settings are stale). */
-  announceFunctionChanged(project: string, name: string, sandboxesStale: boolean): void;
+  /**
+   * Tells the other nodes that a function changed (their cached settings are stale); resolves once the
+   * news is sent, so that a caller answered after it finds every node told (best effort: a lost
+   * announcement is made up for by the next poll).
+   */
+  announceFunctionChanged(project: string, name: string, sandboxesStale: boolean): Promise<void>;
   /** Gives up this node's place; what it still runs (not handed back) is recovered as `lost` at once. */
   leave(): Promise<void>;
 }

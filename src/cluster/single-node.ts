@@ -20,7 +20,9 @@ export class SingleNode implements Cluster {
     return Promise.resolve(false);
   }
 
-  announceFunctionChanged(): void {}
+  announceFunctionChanged(): Promise<void> {
+    return Promise.resolve();
+  }
 
   leave(): Promise<void> {
     return Promise.resolve();

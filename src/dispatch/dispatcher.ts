@@ -1,29 +1,24 @@
 /**
- * The dispatcher decides what runs next. It is event-driven: an enqueue, a sandbox becoming idle, the
- * delay timer or another node's news wakes a lane, and one dispatch pass then claims as many of the
- * lane's tasks as it has idle sandboxes (within the function's `maxConcurrency`). With other nodes, a
- * poll now and then makes up for news that got lost.
+ * The dispatcher decides what runs next on this node. Work is organised in lanes (`DispatchLane`: one
+ * function revision, its local queue of tasks claimed ahead and its sandboxes); the dispatcher routes
+ * events to them (an enqueue, a sandbox started, the delay timer, another node's news, room freed on the
+ * node), keeps latency classes between lanes (`RoomWaitlist`), and runs the node's start and stop.
  */
-import type { Lane } from "../domain/lane.js";
-import type { FunctionSettings, RevisionSpec } from "../domain/function-settings.js";
 import type { Cluster, ClusterEvents } from "../cluster/cluster.js";
 import type { Logger } from "../logger.js";
-import { KilnError } from "../domain/errors.js";
-import { decideNextState } from "../domain/retry-policy.js";
-import { isFinal, type Progress, type Task } from "../domain/task.js";
-import type { AttemptResult, Runner } from "../runner/runner.js";
-import type { Sandbox } from "../runner/sandbox.js";
-import { tierFor } from "../runner/memory-tiers.js";
-import { laneKey, type LaneConfig, type SandboxPool } from "../runner/sandbox-pool.js";
-import {
-  StoreUnavailableError,
-  type ClaimedTask,
-  type EnqueueResult,
-  type NewTask,
-  type Store,
-} from "../store/store.js";
+import { functionKey, laneKey, type Lane } from "../domain/lane.js";
+import type { Task } from "../domain/task.js";
+import type { Runner } from "../runner/runner.js";
+import type { SandboxPool } from "../runner/sandbox-pool.js";
+import { StoreUnavailableError, type EnqueueResult, type NewTask, type Store } from "../store/store.js";
+import { AttemptLifecycle } from "./attempt-lifecycle.js";
 import { DelayTimer } from "./delay-timer.js";
-import { EndRecorder } from "./end-recorder.js";
+import { DispatchLane, type LaneContext } from "./dispatch-lane.js";
+import { FunctionCache } from "./function-cache.js";
+import { FunctionSlots } from "./function-slots.js";
+import { LanePlacement } from "./lane-placement.js";
+import { RoomWaitlist } from "./room-waitlist.js";
+import { TaskCancellation } from "./task-cancellation.js";
 import { TaskWatch } from "./task-watch.js";
 
 export interface DispatcherOptions {
@@ -43,63 +38,81 @@ export interface DispatcherOptions {
   longTaskThresholdS: number;
   /** Sandboxes a lane may be starting at once while it has a backlog. */
   maxStartingPerLane?: number;
+  /** A local queue none of whose tasks started for this long is handed back (default 5 s). */
+  localQueueIdleMs?: number;
 }
-
-interface LaneFunction {
-  settings: FunctionSettings;
-  /** Spec per revision digest (a lane may run an older revision than the current one). */
-  specs: Map<string, RevisionSpec>;
-}
-
-const functionKey = (project: string, name: string) => `${project}/${name}`;
-const oldestFirstEvery = 5;
-/**
- * Dispatch passes in flight at once. A claim on PostgreSQL is a few round trips: while one waits,
- * sandboxes that free up are refilled by the next pass instead of waiting for it (each pass takes the
- * sandboxes it claims for before it claims, so passes never count the same sandbox twice).
- */
-const maxConcurrentPasses = 4;
 
 export class Dispatcher implements ClusterEvents {
   private readonly store: Store;
   private readonly pool: SandboxPool;
-  private readonly runner: Runner;
-  private readonly readyLanes = new Map<string, Lane>();
-  private readonly functions = new Map<string, LaneFunction>();
-  private readonly runningPerFunction = new Map<string, number>();
-  private readonly startsPerLane = new Map<string, number>();
-  private readonly inFlight = new Set<Promise<void>>();
-  /** Tasks started here whose end is not recorded yet, with the attempt (the same task may come back). */
-  private readonly ownTasks = new Map<string, number>();
+  private readonly lanes = new Map<string, DispatchLane>();
+  private readonly functions: FunctionCache;
+  private readonly placement: LanePlacement;
+  private readonly slots = new FunctionSlots();
+  private readonly waitlist = new RoomWaitlist<DispatchLane>();
+  private readonly attempts: AttemptLifecycle;
   private readonly watch: TaskWatch;
+  private readonly cancellation: TaskCancellation;
   private readonly delayTimer: DelayTimer;
-  private readonly ends: EndRecorder;
-  /** Wakes per lane: a pass that began before the latest wake must not call the lane drained. */
-  private readonly laneWakes = new Map<string, number>();
-  private passScheduled = false;
-  private passesRunning = 0;
-  private passWanted = false;
+  private readonly laneContext: LaneContext;
+  private readonly handingBack = new Set<Promise<void>>();
+  private readonly idleSweep: NodeJS.Timeout;
   /** No new claims (a graceful stop began); running attempts finish and their ends are recorded. */
   private draining = false;
-  /** Ends are no longer recorded: what still runs is handed back (see `handBack`). */
   private stopped = false;
 
   constructor(private readonly options: DispatcherOptions) {
     this.store = options.store;
     this.pool = options.pool;
-    this.runner = options.runner;
+    this.functions = new FunctionCache(this.store);
+    this.placement = new LanePlacement(options, this.functions);
     this.delayTimer = new DelayTimer(() => void this.releaseDueTasks());
-    this.ends = new EndRecorder(this.store);
     this.watch = new TaskWatch({
       store: this.store,
-      // A lane with no sandbox yet counts as starting one: the dispatch pass that grows it may not have
-      // run by the admission deadline (on PostgreSQL it reads the function first).
+      // A lane with no sandbox yet counts as starting one: the dispatch that grows it may not have run by
+      // the admission deadline (on PostgreSQL it reads the function first).
       startingFor: (task) => {
         const lane = laneOf(task);
-        return this.pool.startingCount(lane) + (this.pool.isCold(lane) ? 1 : 0);
+        return this.pool.startingCount(lane) + (this.expectsRoom(task) || this.pool.isCold(lane) ? 1 : 0);
       },
       onCancelled: () => options.callbacks.wake(),
+      holdsUnstarted: (taskId) => this.laneHolding(taskId) !== undefined,
+      releaseUnstarted: (taskId) => this.releaseUnstarted(taskId),
     });
+    this.cancellation = new TaskCancellation({
+      store: this.store,
+      runner: options.runner,
+      cluster: options.cluster,
+      watch: this.watch,
+      callbacks: options.callbacks,
+      projectHeld: (taskId) => this.laneHolding(taskId)?.lane.project,
+      releaseUnstarted: (taskId) => this.releaseUnstarted(taskId),
+      reportError: (doing, error) => this.reportStoreError(doing, error),
+    });
+    this.attempts = new AttemptLifecycle({
+      store: this.store,
+      runner: options.runner,
+      watch: this.watch,
+      delayTimer: this.delayTimer,
+      logger: options.logger,
+      callbacks: options.callbacks,
+      // The function's slot is free in the store too: a claim cut short by its limit may go on.
+      onEndRecorded: (lane) => this.wake(lane),
+    });
+    this.laneContext = {
+      store: this.store,
+      pool: this.pool,
+      functions: this.functions,
+      slots: this.slots,
+      attempts: this.attempts,
+      waitlist: this.waitlist,
+      laneConfig: (fn, spec) => this.placement.configFor(fn, spec),
+      maxStartingPerLane: options.maxStartingPerLane ?? 2,
+      isDraining: () => this.draining,
+      reportError: (doing, error) => this.reportStoreError(doing, error),
+    };
+    const idleMs = options.localQueueIdleMs ?? 5000;
+    this.idleSweep = setInterval(() => this.handBackUnusedQueues(idleMs), Math.min(1000, idleMs)).unref();
   }
 
   /** Recovers what a previous life of this node left running, then starts dispatching. */
@@ -125,11 +138,15 @@ export class Dispatcher implements ClusterEvents {
   }
 
   cancelRequested(taskId: string): void {
-    this.runner.cancel(taskId);
+    this.cancellation.cancelRequested(taskId);
   }
 
+  /** Tasks this node holds: running here, or claimed ahead in a local queue (both under its lease). */
   ownTaskIds(): string[] {
-    return [...this.ownTasks.keys()];
+    return [
+      ...this.attempts.runningTaskIds(),
+      ...[...this.lanes.values()].flatMap((lane) => lane.heldTaskIds()),
+    ];
   }
 
   /** Looks for work and outcomes that another node's lost notification would have announced. */
@@ -146,9 +163,15 @@ export class Dispatcher implements ClusterEvents {
       .catch((error: unknown) => this.reportStoreError("polling", error));
   }
 
-  /** A sandbox exited somewhere: lanes that were waiting for room may grow now. */
+  /** A sandbox exited somewhere: lanes waiting for room start theirs, higher classes first. */
   roomFreed(): void {
-    if (this.readyLanes.size > 0) this.schedulePass();
+    const waiting = [...this.lanes.values()].filter((lane) => lane.waiting > 0);
+    for (const lane of waiting.sort((a, b) => b.topPriority() - a.topPriority())) lane.pump();
+  }
+
+  /** A sandbox of the lane finished starting and is idle. */
+  sandboxIdle(lane: Lane): void {
+    this.laneFor(lane).pump();
   }
 
   /** Starts the sandboxes a function asks to keep warm for its current revision. */
@@ -156,50 +179,30 @@ export class Dispatcher implements ClusterEvents {
     const record = await this.store.getFunction(project, name);
     if (record === null || record.settings.minWarm === 0 || this.draining) return;
     const lane: Lane = { project, functionName: name, revision: record.currentRevision };
-    const fn = await this.laneFunction(lane);
+    const fn = await this.functions.get(lane);
     const spec = fn?.specs.get(lane.revision);
-    if (fn !== null && spec !== undefined) this.pool.keepWarm(lane, this.laneConfig(fn, spec));
-  }
-
-  /** The tier and pool a function's sandboxes go to. */
-  private laneConfig(fn: LaneFunction, spec: RevisionSpec): LaneConfig {
-    const { memoryTiersMb, longTaskThresholdS } = this.options;
-    const tierMb = tierFor(fn.settings.memoryMb, memoryTiersMb) ?? Math.max(...memoryTiersMb);
-    return { spec, settings: fn.settings, tierMb, long: fn.settings.timeoutS > longTaskThresholdS };
+    if (fn != null && spec !== undefined) this.pool.keepWarm(lane, this.placement.configFor(fn, spec));
   }
 
   /**
-   * The first step of a graceful stop: no more claims from now on (queued tasks wait for another node
-   * or the next start), while running attempts finish and their ends are recorded as usual.
+   * The first step of a graceful stop: no more claims from now on, and what the lanes claimed ahead goes
+   * back to the store at once (for another node or the next start), while running attempts finish and
+   * their ends are recorded as usual.
    */
   stopClaiming(): void {
     this.draining = true;
     this.delayTimer.stop();
+    clearInterval(this.idleSweep);
+    for (const lane of this.lanes.values()) this.track(lane.handBackAll());
   }
 
-  /**
-   * Waits until no attempt runs here, `timeoutMs` has passed or `signal` aborts; `onWaiting` hears how
-   * many still run whenever that number changes.
-   */
-  async waitForRunningTasks(
+  /** See `AttemptLifecycle.waitUntilNoneRuns`. */
+  waitForRunningTasks(
     timeoutMs: number,
     signal?: AbortSignal,
     onWaiting?: (running: number, remainingMs: number) => void,
   ): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let timer: NodeJS.Timeout | undefined;
-    const givingUp = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, timeoutMs);
-      signal?.addEventListener("abort", () => resolve(), { once: true });
-    });
-    try {
-      while (this.inFlight.size > 0 && Date.now() < deadline && signal?.aborted !== true) {
-        onWaiting?.(this.inFlight.size, deadline - Date.now());
-        await Promise.race([givingUp, ...this.inFlight]);
-      }
-    } finally {
-      clearTimeout(timer);
-    }
+    return this.attempts.waitUntilNoneRuns(timeoutMs, signal, onWaiting);
   }
 
   /**
@@ -207,162 +210,74 @@ export class Dispatcher implements ClusterEvents {
    * stopped (see `handBack`), and waiters get their task as it is now.
    */
   stop(): void {
-    this.draining = true;
+    this.stopClaimingOnce();
     this.stopped = true;
-    this.ends.stop();
-    this.delayTimer.stop();
+    this.attempts.stop();
     this.watch.stop();
   }
 
-  /** The attempts started here whose end is not recorded: what `handBack` gives back after `stop`. */
-  unfinishedAttempts(): { taskId: string; attempt: number }[] {
-    return [...this.ownTasks].map(([taskId, attempt]) => ({ taskId, attempt }));
-  }
-
   /**
-   * Queues the given attempts again, not counted as `lost` nor charged (their sandboxes are stopped).
-   * Returns how many were handed back; those it could not (the database is down) are recovered as
-   * `lost` later, by the next start of this node or by another node once this node's lease expires.
+   * What `handBack` gives back after `stop`: the attempts started here whose end is not recorded, and
+   * tasks still claimed ahead (a claim that answered after the stop began).
    */
-  async handBack(attempts: { taskId: string; attempt: number }[]): Promise<number> {
-    if (attempts.length === 0) return 0;
-    try {
-      return await this.store.handBackTasks(attempts);
-    } catch (error) {
-      this.reportStoreError("handing back running tasks", error);
-      return 0;
-    }
+  unfinishedAttempts(): { taskId: string; attempt: number }[] {
+    const held = [...this.lanes.values()].flatMap((lane) => lane.takeAll());
+    return [
+      ...this.attempts.unfinished(),
+      ...held.map((task) => ({ taskId: task.id, attempt: task.attempt })),
+    ];
   }
 
-  /** Waits until every attempt end in progress has been recorded. */
+  /** See `AttemptLifecycle.handBack`. */
+  handBack(attempts: { taskId: string; attempt: number }[]): Promise<number> {
+    return this.attempts.handBack(attempts, (error) => this.reportStoreError("handing back tasks", error));
+  }
+
+  /** Waits until every attempt end and every hand-back in progress has been recorded. */
   async settle(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+    await this.attempts.settle();
+    while (this.handingBack.size > 0) await Promise.all([...this.handingBack]);
   }
 
   /**
-   * Commits new tasks. When idle sandboxes are waiting for their lane, they are reserved first and the
-   * tasks are claimed in the same commit, so a task that can start at once costs one commit.
+   * Commits new tasks. When idle sandboxes of their lane are waiting, they are reserved first and the
+   * tasks are claimed in the same commit, so a task that can start at once costs one commit. A sync
+   * invoke's commit does not wait for an fsync (see README, "Synchronous invoke").
    */
   async enqueue(tasks: NewTask[]): Promise<EnqueueResult[]> {
-    await this.refuseTimeoutsAboveTheirPool(tasks);
-    const target = this.warmTarget(tasks);
-    const { results } =
-      target === null
-        ? { results: await this.store.enqueueTasks(tasks) }
-        : await this.claimOnto(target.key, target.fn, target.sandboxes, () =>
-            this.store.enqueueAndClaimTasks(tasks, {
-              lane: target.lane,
-              limit: target.sandboxes.length,
-              now: new Date(),
-              maxConcurrency: target.fn.settings.maxConcurrency,
-            }),
-          );
+    await this.placement.refuseTimeoutsAboveTheirPool(tasks);
+    const results = await this.enqueueOntoIdleSandboxes(tasks);
+    const fresh = new Map<string, { lane: Lane; count: number; priority: number }>();
     for (const { task, created } of results) {
       if (!created) continue;
-      if (task.state === "queued") this.wake(laneOf(task), true);
-      else if (task.state === "delayed") this.delayTimer.arm(task.runAt);
+      if (task.state === "queued") {
+        const lane = laneOf(task);
+        const entry = fresh.get(laneKey(lane)) ?? { lane, count: 0, priority: -1 };
+        entry.count += 1;
+        entry.priority = Math.max(entry.priority, task.priority);
+        fresh.set(laneKey(lane), entry);
+      } else if (task.state === "delayed") this.delayTimer.arm(task.runAt);
     }
+    for (const { lane, count, priority } of fresh.values()) this.wake(lane, { count, priority });
     return results;
   }
 
-  /**
-   * A task runs in its function's pool, chosen by the function's `timeoutS`. A `timeoutS` override that
-   * would keep a short-pool sandbox busy past the long threshold is refused: such tasks would escape
-   * the long pool's share of the budget that keeps long tasks from starving short ones.
-   */
-  private async refuseTimeoutsAboveTheirPool(tasks: NewTask[]): Promise<void> {
-    const thresholdS = this.options.longTaskThresholdS;
-    for (const task of tasks) {
-      if (task.timeoutS <= thresholdS) continue;
-      const fn = await this.laneFunction({
-        project: task.project,
-        functionName: task.functionName,
-        revision: task.revision,
-      });
-      if (fn === null || fn.settings.timeoutS > thresholdS) continue;
-      throw new KilnError(
-        "BAD_REQUEST",
-        `timeoutS ${task.timeoutS} is more than ${thresholdS}, the longest a task of '${task.functionName}' ` +
-          `may run: the function's own timeoutS (${fn.settings.timeoutS}) keeps it in the pool of short tasks. ` +
-          `Ask for at most ${thresholdS}, or set the function's timeoutS above ${thresholdS} so that its ` +
-          "tasks run in the long pool",
-        { details: { field: "timeoutS", max: thresholdS, functionTimeoutS: fn.settings.timeoutS } },
-      );
-    }
-  }
-
-  /** The lane new tasks can start in now, with the idle sandboxes they can start on; null for none. */
-  private warmTarget(tasks: NewTask[]) {
+  /** Enqueues onto idle sandboxes of the tasks' lane when it has some (see `DispatchLane.enqueueOnIdle`). */
+  private async enqueueOntoIdleSandboxes(tasks: NewTask[]): Promise<EnqueueResult[]> {
     const first = tasks.find((task) => task.runAt <= task.createdAt);
-    if (first === undefined || this.draining) return null;
-    const lane: Lane = { project: first.project, functionName: first.functionName, revision: first.revision };
-    const key = functionKey(lane.project, lane.functionName);
-    const fn = this.functions.get(key);
-    if (fn === undefined || fn.settings.paused || !fn.specs.has(lane.revision)) return null;
-    const sandboxes = this.takeSandboxes(lane, key, fn, tasks.length);
-    return sandboxes.length === 0 ? null : { lane, key, fn, sandboxes };
+    const fn = first && this.functions.peek(first.project, first.functionName);
+    if (first === undefined || fn === undefined || this.draining) return this.store.enqueueTasks(tasks);
+    const lane = this.laneFor({
+      project: first.project,
+      functionName: first.functionName,
+      revision: first.revision,
+    });
+    return (await lane.enqueueOnIdle(tasks, fn)) ?? this.store.enqueueTasks(tasks);
   }
 
-  /** What the function's `maxConcurrency` leaves it on this node (Infinity without a limit). */
-  private roomFor(key: string, fn: LaneFunction): number {
-    const running = this.runningPerFunction.get(key) ?? 0;
-    return fn.settings.maxConcurrency > 0 ? fn.settings.maxConcurrency - running : Infinity;
-  }
-
-  /** Up to `wanted` idle sandboxes of the lane, within the function's room. */
-  private takeSandboxes(lane: Lane, key: string, fn: LaneFunction, wanted: number): Sandbox[] {
-    const limit = Math.min(wanted, this.roomFor(key, fn));
-    const sandboxes: Sandbox[] = [];
-    for (let sandbox; sandboxes.length < limit && (sandbox = this.pool.takeIdle(lane)) !== null;) {
-      sandboxes.push(sandbox);
-    }
-    return sandboxes;
-  }
-
-  /**
-   * Runs `claim` for `sandboxes`, counted as running meanwhile (so that other passes leave them alone
-   * and respect the limit), then starts the claimed tasks on them and makes the rest idle again.
-   */
-  private async claimOnto<T extends { claimed: ClaimedTask[] }>(
-    key: string,
-    fn: LaneFunction,
-    sandboxes: Sandbox[],
-    claim: () => Promise<T>,
-  ): Promise<T> {
-    this.runningPerFunction.set(key, (this.runningPerFunction.get(key) ?? 0) + sandboxes.length);
-    let outcome: T | undefined;
-    try {
-      outcome = await claim();
-    } finally {
-      this.runningPerFunction.set(key, (this.runningPerFunction.get(key) ?? 0) - sandboxes.length);
-      sandboxes.slice(outcome?.claimed.length ?? 0).forEach((sandbox) => this.pool.putBack(sandbox));
-    }
-    outcome.claimed.forEach((task, index) => this.startAttempt(task, fn, key, sandboxes[index] as Sandbox));
-    return outcome;
-  }
-
-  /** Cancels a task: a pending one at once, a running one by stopping its sandbox, wherever it runs. */
-  async cancel(project: string, id: string): Promise<Task | null> {
-    const task = await this.store.getTask(project, id);
-    if (task === null || isFinal(task.state)) return task;
-    if (task.state === "running") {
-      let stopping = this.runner.cancel(id);
-      if (!stopping) {
-        // Another node runs it: watched first, so that its end is announced to this node.
-        await this.store.watchTask(project, id);
-        stopping = await this.options.cluster.requestCancel(id);
-      }
-      if (stopping) {
-        await this.waitForTask(project, id, 10_000);
-        return this.store.getTask(project, id);
-      }
-    }
-    const cancelled = await this.store.cancelPendingTask(project, id, new Date());
-    if (cancelled !== null && isFinal(cancelled.state)) {
-      this.watch.ended(id);
-      this.options.callbacks.wake();
-    }
-    return cancelled;
+  /** See `TaskCancellation.cancel`. */
+  cancel(project: string, id: string): Promise<Task | null> {
+    return this.cancellation.cancel(project, id);
   }
 
   async retry(project: string, id: string): Promise<Task | null> {
@@ -382,205 +297,88 @@ export class Dispatcher implements ClusterEvents {
   }
 
   /**
-   * A function was deployed, rolled back or changed: forget its cached settings and wake its lanes.
-   * `sandboxesStale` (its env or memory changed) also stops its idle sandboxes, which were started
-   * with the old values; busy ones finish their task first and are then replaced.
+   * A function was deployed, rolled back or changed: forget its cached settings, hand back what its
+   * lanes claimed ahead under the old settings, and wake them. `sandboxesStale` (its env or memory
+   * changed) also stops its idle sandboxes; busy ones finish their task first and are then replaced.
    */
-  functionChanged(project: string, name: string, sandboxesStale: boolean): void {
-    this.options.cluster.announceFunctionChanged(project, name, sandboxesStale);
+  functionChanged(project: string, name: string, sandboxesStale: boolean): Promise<void> {
+    // Sent before this node's own lanes read the function again: a caller answered once it resolves
+    // (a pause, say) finds the other nodes told, not racing the answer.
+    const announced = this.options.cluster.announceFunctionChanged(project, name, sandboxesStale);
     this.functionChangedElsewhere(project, name, sandboxesStale);
+    return announced;
   }
 
   /** Another node changed the function: as `functionChanged`, without telling the others again. */
   functionChangedElsewhere(project: string, name: string, sandboxesStale: boolean): void {
-    this.functions.delete(functionKey(project, name));
+    this.functions.forget(project, name);
     if (sandboxesStale) for (const lane of this.pool.lanesOf(project, name)) this.pool.retireIdle(lane);
     void this.keepWarm(project, name).catch((error: unknown) =>
       this.options.logger.error({ err: error }, "keeping sandboxes warm failed"),
     );
-    for (const lane of this.readyLanes.values()) {
-      if (lane.project === project && lane.functionName === name) this.schedulePass();
+    const key = functionKey(project, name);
+    for (const lane of this.lanes.values()) {
+      if (lane.functionKey !== key) continue;
+      this.track(lane.handBackAll().then(() => this.wake(lane.lane)));
     }
   }
 
-  /**
-   * Marks the lane as having work. `now` (a fresh enqueue) dispatches at once; otherwise (sandboxes
-   * freeing up) the pass waits for the end of the current I/O phase, so attempt ends that arrive
-   * together are refilled by one claim.
-   */
-  wake(lane: Lane, now = false): void {
+  /** The store has (or may have) queued tasks of the lane; `fresh` names tasks just enqueued. */
+  wake(lane: Lane, fresh?: { count: number; priority: number }): void {
     if (this.draining) return;
-    const key = laneKey(lane);
-    this.readyLanes.set(key, lane);
-    this.laneWakes.set(key, (this.laneWakes.get(key) ?? 0) + 1);
-    this.schedulePass(now);
-  }
-
-  private schedulePass(now = false): void {
-    if (this.draining) return;
-    if (now && this.passesRunning < maxConcurrentPasses) {
-      void this.pass();
-      return;
-    }
-    if (this.passScheduled) return;
-    this.passScheduled = true;
-    setImmediate(() => {
-      this.passScheduled = false;
-      void this.pass();
-    });
-  }
-
-  private async pass(): Promise<void> {
-    if (this.passesRunning >= maxConcurrentPasses) {
-      this.passWanted = true; // run once one of them ends
-      return;
-    }
-    this.passesRunning += 1;
-    try {
-      for (const [key, lane] of [...this.readyLanes]) {
-        if (this.draining) return;
-        const wakes = this.laneWakes.get(key);
-        const drained = await this.dispatchLane(lane);
-        // Woken meanwhile (a task enqueued after the claim read the lane, or while another pass held the
-        // idle sandboxes): the lane is looked at again, not dropped.
-        if (this.laneWakes.get(key) !== wakes) this.schedulePass();
-        else if (drained) this.readyLanes.delete(key);
-      }
-    } catch (error) {
-      this.reportStoreError("dispatching", error);
-    } finally {
-      this.passesRunning -= 1;
-      if (this.passWanted) {
-        this.passWanted = false;
-        this.schedulePass();
-      }
-    }
-  }
-
-  /** Starts what the lane can start now; true when the lane has nothing queued. */
-  private async dispatchLane(lane: Lane): Promise<boolean> {
-    const fn = await this.laneFunction(lane);
-    if (fn === null) return true;
-    const spec = fn.specs.get(lane.revision);
-    if (spec === undefined || fn.settings.paused) return false;
-    const key = functionKey(lane.project, lane.functionName);
-    const room = this.roomFor(key, fn);
-    const sandboxes = this.takeSandboxes(lane, key, fn, Infinity);
-    const slots = sandboxes.length;
-    const { claimed } =
-      slots === 0
-        ? { claimed: [] }
-        : await this.claimOnto(key, fn, sandboxes, async () => {
-            const { maxConcurrency } = fn.settings;
-            const oldest = this.oldestFirstSlots(lane, slots);
-            const now = new Date();
-            return {
-              claimed: [
-                ...(oldest > 0
-                  ? await this.store.claimTasks(lane, oldest, now, { order: "oldest", maxConcurrency })
-                  : []),
-                ...(slots > oldest
-                  ? await this.store.claimTasks(lane, slots - oldest, now, { maxConcurrency })
-                  : []),
-              ],
-            };
-          });
-    const drained = claimed.length < slots;
-    // A backlog with no idle sandbox left: start more, within the concurrency room and the node's slots.
-    const starting = this.pool.startingCount(lane);
-    const wanted = Math.min(room - slots - starting, (this.options.maxStartingPerLane ?? 2) - starting);
-    if (!drained && this.pool.idleCount(lane) === 0 && wanted > 0) {
-      this.pool.grow(lane, this.laneConfig(fn, spec));
-    }
-    return drained;
-  }
-
-  /**
-   * How many of the next `slots` starts of the lane go to its oldest tasks whatever their priority:
-   * one start in `oldestFirstEvery`. Higher classes (sync, then background) go first, but a sustained
-   * stream of them still leaves a fifth of the lane's starts to the oldest waiting task: nothing starves.
-   */
-  private oldestFirstSlots(lane: Lane, slots: number): number {
-    const key = laneKey(lane);
-    const before = this.startsPerLane.get(key) ?? 0;
-    this.startsPerLane.set(key, before + slots);
-    return Math.floor((before + slots) / oldestFirstEvery) - Math.floor(before / oldestFirstEvery);
-  }
-
-  private startAttempt(task: ClaimedTask, fn: LaneFunction, key: string, sandbox: Sandbox): void {
-    this.runningPerFunction.set(key, (this.runningPerFunction.get(key) ?? 0) + 1);
-    this.ownTasks.set(task.id, task.attempt);
-    this.watch.started(task.id);
-    const onProgress = (percent: number, message?: string) => {
-      const progress: Progress = message === undefined ? { percent } : { percent, message };
-      void this.store.updateProgress(task.id, task.attempt, progress).catch(() => {});
-    };
-    const done = this.runner
-      .run(task, sandbox, onProgress)
-      .then((result) => {
-        // A node whose grace ran out kills its sandboxes: those attempts are handed back, not failed.
-        if (this.stopped) return;
-        this.runningPerFunction.set(key, (this.runningPerFunction.get(key) ?? 1) - 1);
-        this.pool.release(sandbox);
-        return this.finishAttempt(task, fn.settings, result);
-      })
-      .catch((error: unknown) =>
-        this.options.logger.error({ err: error, taskId: task.id }, "recording the end of a task failed"),
-      )
-      .finally(() => {
-        this.inFlight.delete(done);
-        if (this.ownTasks.get(task.id) === task.attempt) this.ownTasks.delete(task.id);
-      });
-    this.inFlight.add(done);
-  }
-
-  private async finishAttempt(
-    task: ClaimedTask,
-    settings: FunctionSettings,
-    result: AttemptResult,
-  ): Promise<void> {
-    const next = decideNextState(
-      result.outcome,
-      result.failure,
-      task.chargedAttempts,
-      settings,
-      result.finishedAt,
-    );
-    const header = task.attempt > 1 && result.log !== "" ? `--- attempt ${task.attempt} ---\n` : "";
-    await this.ends.record({
-      taskId: task.id,
-      attempt: task.attempt,
-      startedAt: task.startedAt,
-      finishedAt: result.finishedAt,
-      outcome: result.outcome,
-      failure: result.failure,
-      result: result.result,
-      log: header + result.log,
-      next,
-    });
-    if (next.state === "delayed") this.delayTimer.arm(next.runAt);
-    else {
-      this.watch.ended(task.id);
-      this.options.callbacks.wake();
-    }
-    // Re-check the lane: a concurrency slot of the function just freed up.
-    this.wake(task.lane);
+    this.laneFor(lane).wake(fresh);
   }
 
   /** A sandbox could not start: the next task of the lane fails with the reason, as its attempt would. */
   async failStart(lane: Lane, reason: string): Promise<void> {
     if (this.draining) return;
-    const fn = await this.laneFunction(lane);
-    const [task] = await this.store.claimTasks(lane, 1, new Date());
-    if (fn === null || task === undefined) return;
-    const finishedAt = new Date();
-    await this.finishAttempt(task, fn.settings, {
-      outcome: "crashed",
-      failure: { kind: "crashed", message: reason, retryable: true },
-      result: null,
-      log: "",
-      finishedAt,
-    });
+    await this.laneFor(lane).failNext(reason);
+  }
+
+  private laneFor(lane: Lane): DispatchLane {
+    const key = laneKey(lane);
+    let entry = this.lanes.get(key);
+    if (entry === undefined) {
+      entry = new DispatchLane(lane, this.laneContext);
+      this.lanes.set(key, entry);
+    }
+    return entry;
+  }
+
+  /** A sandbox of the task's lane is on its way through the room waitlist (see `RoomWaitlist.expectsRoom`). */
+  private expectsRoom(task: Task): boolean {
+    const lane = this.lanes.get(laneKey(laneOf(task)));
+    return lane !== undefined && this.waitlist.expectsRoom(lane);
+  }
+
+  private laneHolding(taskId: string): DispatchLane | undefined {
+    for (const lane of this.lanes.values()) if (lane.holds(taskId)) return lane;
+    return undefined;
+  }
+
+  /** Hands back a task claimed ahead here and not started; false when no lane here holds it. */
+  private async releaseUnstarted(taskId: string): Promise<boolean> {
+    return (await this.laneHolding(taskId)?.release(taskId)) ?? false;
+  }
+
+  /** Local queues none of whose tasks started for `idleMs` go back: another node may run them now. */
+  private handBackUnusedQueues(idleMs: number): void {
+    const now = Date.now();
+    for (const lane of this.lanes.values()) {
+      if (lane.waiting > 0 && now - lane.lastActivityMs > idleMs) this.track(lane.handBackAll());
+    }
+  }
+
+  private track(work: Promise<void>): void {
+    const tracked = work.catch((error: unknown) =>
+      this.reportStoreError("handing back claimed tasks", error),
+    );
+    this.handingBack.add(tracked);
+    void tracked.finally(() => this.handingBack.delete(tracked));
+  }
+
+  private stopClaimingOnce(): void {
+    if (!this.draining) this.stopClaiming();
   }
 
   /** An unreachable database is reported in one line: it is expected to come back. */
@@ -599,22 +397,6 @@ export class Dispatcher implements ClusterEvents {
       // Tried again at the next poll (many nodes) or the next delayed task (one node).
       this.reportStoreError("releasing delayed tasks", error);
     }
-  }
-
-  private async laneFunction(lane: Lane): Promise<LaneFunction | null> {
-    const key = functionKey(lane.project, lane.functionName);
-    let fn = this.functions.get(key);
-    if (fn === undefined || !fn.specs.has(lane.revision)) {
-      const record = await this.store.getFunction(lane.project, lane.functionName);
-      if (record === null) return null;
-      const revisions = await this.store.listRevisions(lane.project, lane.functionName);
-      fn = {
-        settings: record.settings,
-        specs: new Map(revisions.map((revision) => [revision.digest, revision.spec])),
-      };
-      this.functions.set(key, fn);
-    }
-    return fn;
   }
 }
 

@@ -9,10 +9,14 @@ import { TaskWaiters } from "./task-waiters.js";
 
 export interface TaskWatchOptions {
   store: Store;
-  /** Sandboxes of the task's lane still starting on this node: capacity on its way. */
+  /** Sandboxes of the task's lane starting on this node or on their way to it (the room waitlist): capacity coming. */
   startingFor(task: Task): number;
   /** A task admission gave up on was cancelled. */
   onCancelled(taskId: string): void;
+  /** The task is claimed ahead in a local queue of this node and has not started: still pending. */
+  holdsUnstarted(taskId: string): boolean;
+  /** Hands such a task back (queued again); false when this node no longer holds it unstarted. */
+  releaseUnstarted(taskId: string): Promise<boolean>;
 }
 
 export class TaskWatch {
@@ -56,7 +60,7 @@ export class TaskWatch {
       // Registered before the read, so a start between the two is not missed.
       const waiter = this.starts.wait(id, Math.max(0, deadline - Date.now()));
       const task = await store.watchTask(project, id);
-      if (task === null || !isPending(task)) {
+      if (task === null || !(isPending(task) || this.options.holdsUnstarted(id))) {
         waiter.cancel();
         return task !== null;
       }
@@ -70,6 +74,8 @@ export class TaskWatch {
         deadline = Date.now() + coldStartMs;
         continue;
       }
+      // Claimed ahead here and still waiting for a sandbox: queued again first, so it can be cancelled.
+      await this.options.releaseUnstarted(id);
       const cancelled = await store.cancelPendingTask(project, id, new Date());
       if (cancelled?.state !== "cancelled") return true;
       this.ends.notify(id);

@@ -7,3 +7,13 @@ export interface Lane {
   functionName: string;
   revision: string;
 }
+
+/** A lane as a map key. */
+export function laneKey(lane: Lane): string {
+  return `${lane.project}/${lane.functionName}@${lane.revision}`;
+}
+
+/** The function a lane belongs to, as a map key (its limits hold across its revisions). */
+export function functionKey(project: string, functionName: string): string {
+  return `${project}/${functionName}`;
+}

@@ -13,6 +13,8 @@ export interface AttemptResult {
   /** JSON text of a succeeded attempt's result. */
   result: string | null;
   log: string;
+  /** When the attempt really started: its task was sent to the sandbox (not when it was claimed). */
+  startedAt: Date;
   finishedAt: Date;
 }
 
@@ -36,12 +38,15 @@ export class Runner {
     sandbox: Sandbox,
     onProgress: (percent: number, message?: string) => void,
   ): Promise<AttemptResult> {
+    const startedAt = new Date();
     if (sandbox.state !== "idle") {
       // It died between the claim and now (it was taken for this task while the claim committed).
-      return fail("crashed", "the task's sandbox stopped before the task could start", "", new Date());
+      return fail("crashed", "the task's sandbox stopped before the task could start", "", startedAt);
     }
+    // The task's whole timeout counts from now, its real start: a task claimed ahead and kept in its
+    // lane's local queue has not used any of it while it waited there.
     const timeoutMs = task.timeoutS * 1000;
-    const deadline = task.startedAt.getTime() + timeoutMs;
+    const deadline = startedAt.getTime() + timeoutMs;
     const attempt: ActiveAttempt = {
       sandbox,
       stoppedFor: null,
@@ -65,7 +70,7 @@ export class Runner {
         { taskId: task.id, attempt: task.attempt, payload: task.payload, deadline },
         onProgress,
       );
-      return classify(outcome, attempt.stoppedFor);
+      return classify(outcome, attempt.stoppedFor, startedAt);
     } finally {
       attempt.timers.forEach(clearTimeout);
       this.active.delete(task.id);
@@ -87,35 +92,55 @@ export class Runner {
   }
 }
 
-function classify(outcome: SandboxOutcome, stoppedFor: ActiveAttempt["stoppedFor"]): AttemptResult {
+function classify(
+  outcome: SandboxOutcome,
+  stoppedFor: ActiveAttempt["stoppedFor"],
+  startedAt: Date,
+): AttemptResult {
   const finishedAt = new Date();
+  const { log } = outcome;
   if (outcome.type === "done" && outcome.failure === null) {
-    return { outcome: "succeeded", failure: null, result: outcome.result, log: outcome.log, finishedAt };
+    return { outcome: "succeeded", failure: null, result: outcome.result, log, startedAt, finishedAt };
   }
-  const log = outcome.log;
   if (stoppedFor === "timeout") {
-    return fail("timeout", "the task ran past its timeout and its sandbox was killed", log, finishedAt);
+    return fail("timeout", "the task ran past its timeout and its sandbox was killed", log, startedAt);
   }
-  if (stoppedFor === "cancel") return fail("cancelled", "the task was cancelled", log, finishedAt);
+  if (stoppedFor === "cancel") return fail("cancelled", "the task was cancelled", log, startedAt);
   if (outcome.type === "exited") {
-    return fail(outcome.outOfMemory ? "out_of_memory" : "crashed", outcome.reason, log, finishedAt);
+    return fail(outcome.outOfMemory ? "out_of_memory" : "crashed", outcome.reason, log, startedAt);
   }
   if (outcome.type === "malformed") {
     // A function that forges or floods the channel does it again on a retry.
     const failure: Failure = { kind: "crashed", message: outcome.reason, retryable: false };
-    return { outcome: "crashed", failure: sanitizeFailure(failure), result: null, log, finishedAt };
+    return {
+      outcome: "crashed",
+      failure: sanitizeFailure(failure),
+      result: null,
+      log,
+      startedAt,
+      finishedAt,
+    };
   }
   const failure = outcome.failure ?? { kind: "handler_error", message: "unknown failure", retryable: true };
-  return { outcome: failure.kind, failure: sanitizeFailure(failure), result: null, log, finishedAt };
+  return {
+    outcome: failure.kind,
+    failure: sanitizeFailure(failure),
+    result: null,
+    log,
+    startedAt,
+    finishedAt,
+  };
 }
 
-function fail(kind: Failure["kind"], message: string, log: string, finishedAt: Date): AttemptResult {
+/** A failed attempt that started at `startedAt` and ends now. */
+export function fail(kind: Failure["kind"], message: string, log: string, startedAt: Date): AttemptResult {
   return {
     outcome: kind,
     // Running out of memory again in the same tier is the likely end of a retry: it is not retried.
     failure: { kind, message, retryable: kind !== "cancelled" && kind !== "out_of_memory" },
     result: null,
     log,
-    finishedAt,
+    startedAt,
+    finishedAt: new Date(),
   };
 }

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { FunctionSettings, RevisionSpec } from "../domain/function-settings.js";
-import type { Lane } from "../domain/lane.js";
+import { laneKey, type Lane } from "../domain/lane.js";
 import { Sandbox } from "./sandbox.js";
 import type { SandboxBackend } from "./sandbox-backend.js";
 import type { RevisionCache } from "./revision-cache.js";
@@ -52,10 +52,6 @@ interface LaneSandboxes {
   sandboxes: Set<Sandbox>;
   idle: Sandbox[];
   starting: number;
-}
-
-export function laneKey(lane: Lane): string {
-  return `${lane.project}/${lane.functionName}@${lane.revision}`;
 }
 
 export class SandboxPool {
@@ -144,10 +140,20 @@ export class SandboxPool {
 
   /** Gives a sandbox back after a task; it is replaced instead when it should not run another. */
   release(sandbox: Sandbox): void {
+    if (!this.reuse(sandbox)) return;
+    this.putBack(sandbox);
+    this.options.onIdle(sandbox.lane);
+  }
+
+  /**
+   * After a task: true when the sandbox may run another, which its lane then gives it directly (it stays
+   * taken); otherwise it is stopped (and a single-use function's next sandbox is started ahead).
+   */
+  reuse(sandbox: Sandbox): boolean {
     const entry = this.lanes.get(laneKey(sandbox.lane));
     if (entry === undefined || this.closed) {
       sandbox.kill();
-      return;
+      return false;
     }
     const { settings, tierMb } = entry.config;
     const worn =
@@ -159,10 +165,30 @@ export class SandboxPool {
       sandbox.kill();
       // A single-use function still finds its next sandbox started ahead of time.
       if (settings.singleUse) this.grow(sandbox.lane, entry.config);
-      return;
+      return false;
     }
-    this.putBack(sandbox);
-    this.options.onIdle(sandbox.lane);
+    return true;
+  }
+
+  /** Sandboxes of the lane alive or starting. */
+  sandboxCount(lane: Lane): number {
+    const entry = this.lanes.get(laneKey(lane));
+    return entry === undefined ? 0 : entry.sandboxes.size + entry.starting;
+  }
+
+  /** Whether a sandbox for the lane could start now without stopping another. */
+  hasRoomFor(config: LaneConfig): boolean {
+    return !this.closed && this.hasRoom(config);
+  }
+
+  /**
+   * Whether this node could ever run a sandbox of the lane: false when it runs no sandboxes at all
+   * (`--max-workers 0`) or the lane's tier does not fit its budget (or the long share of it) even empty.
+   */
+  canEverRun(config: LaneConfig): boolean {
+    const { maxSandboxes, memoryBudgetMb, longShare } = this.options;
+    if (this.closed || maxSandboxes <= 0 || config.tierMb > memoryBudgetMb) return false;
+    return !config.long || config.tierMb <= memoryBudgetMb * longShare;
   }
 
   /** Makes a sandbox taken with `takeIdle` idle again without waking its lane (no task came for it). */
@@ -276,7 +302,8 @@ export class SandboxPool {
     this.retire(sandbox);
   }
 
-  private retire(sandbox: Sandbox): void {
+  /** Stops a sandbox that is not running a task (idle, or taken and not given one). */
+  retire(sandbox: Sandbox): void {
     const entry = this.lanes.get(laneKey(sandbox.lane));
     if (entry !== undefined) entry.idle = entry.idle.filter((other) => other !== sandbox);
     clearTimeout(this.idleTimers.get(sandbox));

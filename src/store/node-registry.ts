@@ -31,8 +31,8 @@ export interface NodeRegistry {
    * dead node, whose task is recovered with its lease).
    */
   requestCancel(taskId: string): Promise<boolean>;
-  /** Tells the other nodes that a function changed (their cached settings are stale). */
-  announceFunctionChanged(project: string, name: string, sandboxesStale: boolean): void;
+  /** Tells the other nodes that a function changed (their cached settings are stale); resolves once sent. */
+  announceFunctionChanged(project: string, name: string, sandboxesStale: boolean): Promise<void>;
   /** Closes the registry's connections. */
   close(): Promise<void>;
 }

@@ -84,7 +84,18 @@ export interface TaskQueue {
    */
   enqueueAndClaimTasks(
     tasks: NewTask[],
-    claim: { lane: Lane; limit: number; now: Date; maxConcurrency?: number },
+    claim: {
+      lane: Lane;
+      limit: number;
+      now: Date;
+      maxConcurrency?: number;
+      /**
+       * false: the commit may skip the fsync (SQLite commits at once at `synchronous = NORMAL`, which a
+       * crash of the process survives and one of the machine may not). For sync invokes, whose caller
+       * waits and retries on failure. Default true. PostgreSQL ignores it.
+       */
+      durable?: boolean;
+    },
   ): Promise<{ results: EnqueueResult[]; claimed: ClaimedTask[] }>;
   /**
    * Starts up to `limit` queued tasks of `lane`, never more than one claim per task however many nodes

@@ -20,11 +20,11 @@ test(
     await deployTestFunction(stopping.client, "record-interval-on-node");
     const task = await stopping.client.createTask({
       function: "record-interval-on-node",
-      payload: { sleepMs: 4000 },
+      payload: { sleepMs: 4000, reportStart: true },
     });
     await pollUntil(
       "the task to run on the first node",
-      async () => ((await stopping.client.getTask(task.id)).state === "running" ? true : undefined),
+      async () => ((await stopping.client.getTask(task.id)).progress !== null ? true : undefined),
       { timeoutMs: 30_000, intervalMs: 20 },
     );
     // Started only now, so the task can only have run on the first node so far.

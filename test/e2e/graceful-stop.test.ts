@@ -9,12 +9,16 @@ import { deployTestFunction } from "./deploy-test-function.js";
 import { startKilnServer, type KilnServer } from "./kiln-server.js";
 import { pollUntil } from "./poll-until.js";
 
+/**
+ * A task that has really started in its sandbox (it reports progress first): a task the store shows
+ * `running` may still wait in its lane's local queue, claimed ahead, and a stop hands those back.
+ */
 async function startSleepingTask(client: KilnClient, sleepMs: number): Promise<string> {
-  await deployTestFunction(client, "sleep-briefly");
-  const task = await client.createTask({ function: "sleep-briefly", payload: { n: 1, sleepMs } });
+  await deployTestFunction(client, "pid-then-sleep");
+  const task = await client.createTask({ function: "pid-then-sleep", payload: { sleepMs } });
   await pollUntil(
     "the task to start",
-    async () => ((await client.getTask(task.id)).state === "running" ? true : undefined),
+    async () => ((await client.getTask(task.id)).progress !== null ? true : undefined),
     { timeoutMs: 30_000, intervalMs: 20 },
   );
   return task.id;
@@ -40,7 +44,7 @@ test(
       { timeoutMs: 5_000, intervalMs: 20 },
     );
     // Accepted while the node drains: durable, and run by the next start.
-    const late = await server.client.createTask({ function: "sleep-briefly", payload: { n: 2, sleepMs: 0 } });
+    const late = await server.client.createTask({ function: "pid-then-sleep", payload: { sleepMs: 0 } });
     assert.equal(late.state, "queued");
 
     await server.waitForExit(20_000);

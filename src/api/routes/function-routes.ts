@@ -43,7 +43,7 @@ export function functionRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
           memoryTiersMb: config.memoryTiersMb,
           archiveLimits: config,
         });
-        dispatcher.functionChanged(project, name, false);
+        await dispatcher.functionChanged(project, name, false);
         return reply.status(deployed.created ? 201 : 200).send({
           function: presentFunction(deployed.function),
           revision: presentRevision(deployed.revision, deployed.function.currentRevision),
@@ -82,7 +82,7 @@ export function functionRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
         if (updated === null)
           throw new KilnError("FUNCTION_NOT_FOUND", `no function '${name}' in project '${project}'`);
         const stale = request.body.env !== undefined || request.body.memoryMb !== undefined;
-        dispatcher.functionChanged(project, name, stale);
+        await dispatcher.functionChanged(project, name, stale);
         return presentFunction(updated);
       },
     );
@@ -111,7 +111,7 @@ export function functionRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
             `function '${name}' has no revision ${request.body.revision}`,
           );
         }
-        dispatcher.functionChanged(project, name, false);
+        await dispatcher.functionChanged(project, name, false);
         return presentFunction(fn);
       },
     );

@@ -227,7 +227,7 @@ describe("nodes sharing one PostgreSQL schema", { timeout: 30_000, skip: skipWit
     await waitFor(() => Promise.resolve(heardByB.ended.includes(task.id)), "node b hears the end");
     assert.equal(await heardByB.cluster?.requestCancel(task.id), false, "a finished task runs nowhere");
     assert.equal(await heardByB.cluster?.requestCancel("no-such-task"), false);
-    heardByB.cluster?.announceFunctionChanged(project, "hello", true);
+    await heardByB.cluster?.announceFunctionChanged(project, "hello", true);
     await waitFor(() => Promise.resolve(heardByA.functions.length > 0), "node a hears of the change");
     assert.deepEqual(heardByA.functions, ["default/hello true"]);
   });

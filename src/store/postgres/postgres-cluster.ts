@@ -79,8 +79,8 @@ export class PostgresCluster implements Cluster {
     return this.registry.requestCancel(taskId);
   }
 
-  announceFunctionChanged(project: string, name: string, sandboxesStale: boolean): void {
-    this.registry.announceFunctionChanged(project, name, sandboxesStale);
+  announceFunctionChanged(project: string, name: string, sandboxesStale: boolean): Promise<void> {
+    return this.registry.announceFunctionChanged(project, name, sandboxesStale);
   }
 
   /**

@@ -137,8 +137,9 @@ export class PostgresNodeRegistry implements NodeRegistry {
     return true;
   }
 
-  announceFunctionChanged(project: string, name: string, sandboxesStale: boolean): void {
+  announceFunctionChanged(project: string, name: string, sandboxesStale: boolean): Promise<void> {
     this.announce.functionChanged(project, name, sandboxesStale);
+    return this.announce.flush();
   }
 
   /** Ends the pools once; later calls wait for the same end. */

@@ -71,10 +71,10 @@ export class SqliteTaskQueue implements TaskQueue {
 
   enqueueAndClaimTasks(
     tasks: NewTask[],
-    claim: { lane: Lane; limit: number; now: Date; maxConcurrency?: number },
+    claim: { lane: Lane; limit: number; now: Date; maxConcurrency?: number; durable?: boolean },
   ): Promise<{ results: EnqueueResult[]; claimed: ClaimedTask[] }> {
-    return this.withLaneIds(tasks, [claim.lane], (laneIds) =>
-      this.database.commits.write(() => {
+    return this.withLaneIds(tasks, [claim.lane], (laneIds) => {
+      const apply = () => {
         const results = this.insertTasks(tasks, laneIds);
         const claimed = this.claimNow(claim.lane, claim.limit, claim.now, {
           maxConcurrency: claim.maxConcurrency,
@@ -88,8 +88,11 @@ export class SqliteTaskQueue implements TaskQueue {
           task.startLatencyMs ??= Math.max(0, start.startedAt.getTime() - task.runAt.getTime());
         }
         return { results, claimed };
-      }, true),
-    );
+      };
+      // Not durable (a sync invoke): committed now, at NORMAL, without waiting for the group's turn.
+      if (claim.durable === false) return writeNow(() => this.database.db.transaction(apply)());
+      return this.database.commits.write(apply, true);
+    });
   }
 
   /** Inserts each task with its payload and its place in `ready` or `delayed`; `laneIds[i]` is task i's. */

@@ -7,10 +7,13 @@ import process from "node:process";
 import { setTimeout as sleep } from "node:timers/promises";
 
 /**
- * @param {{ sleepMs: number }} payload
+ * @param {{ sleepMs: number, reportStart?: boolean }} payload `reportStart`: report progress first, so a
+ *   test can tell a real start from a task only claimed ahead (both are `running` in the store)
+ * @param {{ progress: (percent: number) => void }} ctx
  */
-export default async function recordIntervalOnNode(payload) {
+export default async function recordIntervalOnNode(payload, ctx) {
   const startMs = performance.timeOrigin + performance.now();
+  if (payload.reportStart === true) ctx.progress(1);
   await sleep(payload.sleepMs);
   const endMs = performance.timeOrigin + performance.now();
   return { startMs, endMs, nodePid: process.ppid };
