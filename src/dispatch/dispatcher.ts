@@ -6,7 +6,7 @@
  */
 import type { Cluster, ClusterEvents } from "../cluster/cluster.js";
 import type { Logger } from "../logger.js";
-import { functionKey, laneKey, type Lane } from "../domain/lane.js";
+import { functionKey, laneKey, laneOf, type Lane } from "../domain/lane.js";
 import type { Task } from "../domain/task.js";
 import type { Runner } from "../runner/runner.js";
 import type { SandboxPool } from "../runner/sandbox-pool.js";
@@ -69,12 +69,7 @@ export class Dispatcher implements ClusterEvents {
     this.delayTimer = new DelayTimer(() => void this.releaseDueTasks());
     this.watch = new TaskWatch({
       store: this.store,
-      // A lane with no sandbox yet counts as starting one: the dispatch that grows it may not have run by
-      // the admission deadline (on PostgreSQL it reads the function first).
-      startingFor: (task) => {
-        const lane = laneOf(task);
-        return this.pool.startingCount(lane) + (this.expectsRoom(task) || this.pool.isCold(lane) ? 1 : 0);
-      },
+      startingFor: (task) => this.capacityComing(laneOf(task)),
       onCancelled: () => options.callbacks.wake(),
       holdsUnstarted: (taskId) => this.laneHolding(taskId) !== undefined,
       releaseUnstarted: (taskId) => this.releaseUnstarted(taskId),
@@ -345,10 +340,11 @@ export class Dispatcher implements ClusterEvents {
     return entry;
   }
 
-  /** A sandbox of the task's lane is on its way through the room waitlist (see `RoomWaitlist.expectsRoom`). */
-  private expectsRoom(task: Task): boolean {
-    const lane = this.lanes.get(laneKey(laneOf(task)));
-    return lane !== undefined && this.waitlist.expectsRoom(lane);
+  /** Sandboxes on their way for the lane (`SandboxPool.comingCount`), or making way through the waitlist. */
+  private capacityComing(lane: Lane): number {
+    const dispatchLane = this.lanes.get(laneKey(lane));
+    const makingWay = dispatchLane !== undefined && this.waitlist.expectsRoom(dispatchLane);
+    return this.pool.comingCount(lane) + (makingWay ? 1 : 0);
   }
 
   private laneHolding(taskId: string): DispatchLane | undefined {
@@ -398,8 +394,4 @@ export class Dispatcher implements ClusterEvents {
       this.reportStoreError("releasing delayed tasks", error);
     }
   }
-}
-
-function laneOf(task: Task): Lane {
-  return { project: task.project, functionName: task.functionName, revision: task.revision };
 }

@@ -17,3 +17,8 @@ export function laneKey(lane: Lane): string {
 export function functionKey(project: string, functionName: string): string {
   return `${project}/${functionName}`;
 }
+
+/** The lane a task runs in. */
+export function laneOf(task: Pick<Lane, "project" | "functionName" | "revision">): Lane {
+  return { project: task.project, functionName: task.functionName, revision: task.revision };
+}

@@ -96,10 +96,13 @@ export class SandboxPool {
     return this.lanes.get(laneKey(lane))?.starting ?? 0;
   }
 
-  /** Whether the lane has no sandbox at all, started or starting: its next task waits for a cold start. */
-  isCold(lane: Lane): boolean {
+  /**
+   * Sandboxes of the lane on their way: those starting, or one for a lane with none yet (a cold start:
+   * the dispatch that grows it may not have run yet).
+   */
+  comingCount(lane: Lane): number {
     const entry = this.lanes.get(laneKey(lane));
-    return entry === undefined || entry.sandboxes.size + entry.starting === 0;
+    return entry === undefined || entry.sandboxes.size + entry.starting === 0 ? 1 : entry.starting;
   }
 
   /** An idle sandbox of the lane, now reserved for one task; null when none is idle. */
