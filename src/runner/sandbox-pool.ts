@@ -97,11 +97,12 @@ export class SandboxPool {
   }
 
   /**
-   * Sandboxes of the lane on their way: those starting, or one for a lane with none yet (a cold start:
-   * the dispatch that grows it may not have run yet).
+   * Sandboxes of the lane on their way: those starting, or one for a lane with none yet on a node that
+   * runs sandboxes (a cold start: the dispatch that grows it may not have run yet).
    */
   comingCount(lane: Lane): number {
     const entry = this.lanes.get(laneKey(lane));
+    if (this.closed || this.options.maxSandboxes <= 0) return entry?.starting ?? 0; // none will come
     return entry === undefined || entry.sandboxes.size + entry.starting === 0 ? 1 : entry.starting;
   }
 
