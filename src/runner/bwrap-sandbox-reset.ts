@@ -48,7 +48,8 @@ export class BwrapSandboxReset {
     const root = `/proc/${harness}/root`;
     const dirs = [root + this.folders.tmp, root + this.folders.io];
     const listed = dirs.map(listFolder);
-    if (listed.some((names) => names.length > 0)) {
+    if (listed.some((names) => names === null)) return { reusable: false };
+    if (listed.some((names) => names !== null && names.length > 0)) {
       // Stopped, the harness (the only process left that runs task code) cannot swap a folder for a
       // link while the node, as root, removes what it finds.
       process.kill(harness, "SIGSTOP");

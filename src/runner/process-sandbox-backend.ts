@@ -92,6 +92,8 @@ async function resetProcessSandbox(harnessPid: number, dirs: string[]): Promise<
       }
     }
   }
-  await Promise.all(dirs.map((dir) => removeFromFolder(dir, listFolder(dir))));
+  const listed = dirs.map(listFolder);
+  if (listed.some((names) => names === null)) return { reusable: false };
+  await Promise.all(dirs.map((dir, i) => removeFromFolder(dir, listed[i] ?? [])));
   return { reusable: true };
 }

@@ -1,17 +1,36 @@
 /** Emptying a sandbox's folders from the node, between tasks. */
-import { readdirSync, statfsSync } from "node:fs";
+import { opendirSync, statfsSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import path from "node:path";
 
 /**
- * The names in `dir` (none when it does not exist). Synchronous, as `readUsedBytes`: on an (almost
+ * The most entries the node removes from a folder itself between tasks. A folder holding more gets its
+ * sandbox replaced instead (a tmpfs goes away with it): a task that leaves 100,000 files behind made the
+ * node list and remove them one by one, stalling its event loop 2.5 s and growing it by 300 MB.
+ */
+export const maxEntriesToEmpty = 64;
+
+/**
+ * The names in `dir` (none when it does not exist), or null when it holds more than
+ * `maxEntriesToEmpty`: no more than that are read. Synchronous, as `readUsedBytes`: on an (almost
  * always) empty tmpfs it takes µs, a thread-pool round trip ~0.5 ms on a busy node.
  */
-export function listFolder(dir: string): string[] {
+export function listFolder(dir: string): string[] | null {
+  let handle;
   try {
-    return readdirSync(dir);
+    handle = opendirSync(dir);
   } catch {
     return [];
+  }
+  try {
+    const names: string[] = [];
+    for (let entry = handle.readSync(); entry !== null; entry = handle.readSync()) {
+      if (names.length === maxEntriesToEmpty) return null;
+      names.push(entry.name);
+    }
+    return names;
+  } finally {
+    handle.closeSync();
   }
 }
 

@@ -9,8 +9,10 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { packFunction, type Task } from "../../src/client/index.js";
 import { repoRoot, startKilnServer, type KilnServer } from "../e2e/kiln-server.js";
+import { listProcessesByUid } from "../e2e/sandbox-process.js";
 import { expectStillServing, runTask, sandboxProcesses, strongTest } from "./strong-test.js";
 
 let server: KilnServer;
@@ -98,6 +100,22 @@ describe(
         const next = await run({ action: "list-processes" });
         const loops = (next.result as string[]).filter((cmdline) => cmdline.includes("while :"));
         assert.deepEqual(loops, []);
+      },
+    );
+
+    strongTest(
+      "a sandbox left with 20,000 files in /tmp is replaced, not emptied file by file by the node",
+      () => strong,
+      async () => {
+        const task = await run({ action: "many-files", count: 20_000 });
+        assert.equal(task.state, "succeeded", JSON.stringify(task.failure));
+        const uid = task.result as number;
+        const deadline = Date.now() + 10_000;
+        while ((await listProcessesByUid((other) => other === uid)).some((p) => p.state !== "Z")) {
+          assert.ok(Date.now() < deadline, `the sandbox of uid ${uid} is still alive 10 s later`);
+          await sleep(50);
+        }
+        assert.deepEqual((await run({ action: "list-tmp" })).result, []);
       },
     );
 

@@ -198,6 +198,10 @@ export default async function hostile(payload, ctx) {
       return fs.readdirSync("/tmp");
     case "list-tmp":
       return fs.readdirSync("/tmp");
+    case "many-files": {
+      for (let i = 0; i < payload.count; i++) fs.writeFileSync(`/tmp/f${i}`, "");
+      return process.getuid();
+    }
     default:
       throw new Error(`unknown action ${payload.action}`);
   }
