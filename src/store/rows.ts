@@ -6,7 +6,7 @@ import type { Lane } from "../domain/lane.js";
 import { KilnError } from "../domain/errors.js";
 import { defaultSettings, type FunctionSettings, type RevisionSpec } from "../domain/function-settings.js";
 import type { Attempt, Failure, Priority, Progress, Task, TaskState } from "../domain/task.js";
-import type { FunctionRecord, NewTask, RevisionRecord } from "./store.js";
+import type { ClaimedTask, EnqueueResult, FunctionRecord, NewTask, RevisionRecord } from "./store.js";
 
 /** Where a task's log was cut at its size limit. */
 export const logTruncatedMarker = "\n[kiln: log truncated]\n";
@@ -169,4 +169,16 @@ export function decodeCursor(cursor: string): number {
   if (match?.[1] === undefined)
     throw new KilnError("BAD_REQUEST", "the cursor is not one a task list returned");
   return Number(match[1]);
+}
+
+/** The tasks an enqueue-and-claim returns show those it claimed in the same commit as `running`. */
+export function showClaimedAsRunning(results: EnqueueResult[], claimed: ClaimedTask[]): void {
+  const started = new Map(claimed.map((task) => [task.id, task]));
+  for (const { task } of results) {
+    const start = started.get(task.id);
+    if (start === undefined) continue;
+    task.state = "running";
+    task.startedAt ??= start.startedAt;
+    task.startLatencyMs ??= Math.max(0, start.startedAt.getTime() - task.runAt.getTime());
+  }
 }

@@ -5,7 +5,7 @@
 import type { Lane } from "../../domain/lane.js";
 import type { Progress, Task } from "../../domain/task.js";
 import type { AttemptEnd, ClaimedTask, ClaimOptions, EnqueueResult, NewTask } from "../store.js";
-import { distinctLanes, logTruncatedMarker, type LaneRow } from "../rows.js";
+import { distinctLanes, logTruncatedMarker, showClaimedAsRunning, type LaneRow } from "../rows.js";
 import type { PostgresConnections } from "./postgres-connections.js";
 import { selectTask } from "./postgres-task-reads.js";
 import { claimSql, finishAttemptsSql } from "./queue-statements.js";
@@ -75,14 +75,7 @@ export class PostgresTaskQueue {
       const claimed = await this.claim(db, claim.lane, claim.limit, claim.now, {
         maxConcurrency: claim.maxConcurrency,
       });
-      const started = new Map(claimed.map((task) => [task.id, task]));
-      for (const { task } of results) {
-        const start = started.get(task.id);
-        if (start === undefined) continue;
-        task.state = "running";
-        task.startedAt ??= start.startedAt;
-        task.startLatencyMs ??= Math.max(0, start.startedAt.getTime() - task.runAt.getTime());
-      }
+      showClaimedAsRunning(results, claimed);
       return { results, claimed };
     }, beginEnqueueAndClaim);
     this.announceQueued(outcome.results);

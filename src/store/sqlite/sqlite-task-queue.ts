@@ -10,6 +10,7 @@ import {
   distinctLanes,
   logTruncatedMarker,
   newTaskRecord,
+  showClaimedAsRunning,
   toTask,
   type LaneRow,
   type TaskRow,
@@ -79,14 +80,7 @@ export class SqliteTaskQueue implements TaskQueue {
         const claimed = this.claimNow(claim.lane, claim.limit, claim.now, {
           maxConcurrency: claim.maxConcurrency,
         });
-        const started = new Map(claimed.map((task) => [task.id, task]));
-        for (const { task } of results) {
-          const start = started.get(task.id);
-          if (start === undefined) continue;
-          task.state = "running";
-          task.startedAt ??= start.startedAt;
-          task.startLatencyMs ??= Math.max(0, start.startedAt.getTime() - task.runAt.getTime());
-        }
+        showClaimedAsRunning(results, claimed);
         return { results, claimed };
       };
       // Not durable (a sync invoke): committed now, at NORMAL, without waiting for the group's turn.
