@@ -10,7 +10,7 @@ import path from "node:path";
 import { test } from "node:test";
 import { KilnApiError, type TaskInput } from "../../src/client/index.js";
 import { deployTestFunction } from "./deploy-test-function.js";
-import { startKilnServer } from "./kiln-server.js";
+import { startKilnServer, type KilnServer } from "./kiln-server.js";
 import { listAllTasks } from "./task-listing.js";
 
 const notRoot = process.getuid?.() !== 0 ? "mounting a tmpfs needs root" : false;
@@ -36,12 +36,14 @@ test(
     const dataDir = path.join(root, "data");
     execFileSync("mkdir", [dataDir]);
     execFileSync("mount", ["-t", "tmpfs", "-o", "size=48m,mode=0700", "tmpfs", dataDir]);
+    let server: KilnServer | null = null;
+    // One hook, in this order: the server stops before its data directory is unmounted and removed.
     t.after(async () => {
+      await server?.stop();
       execFileSync("umount", ["-l", dataDir]);
-      await rm(root, { recursive: true, force: true });
+      await rm(root, { recursive: true, force: true, maxRetries: 5 });
     });
-    const server = await startKilnServer({ dataDir });
-    t.after(() => server.stop());
+    server = await startKilnServer({ dataDir });
     const { client } = server;
     await deployTestFunction(client, "echo");
 
