@@ -156,6 +156,7 @@ export class BwrapSandboxBackend implements SandboxBackend {
       dispose: async () => {
         if (disposed) return;
         disposed = true;
+        reset.close();
         await cgroup.killAll().catch(() => {});
         await cgroup.remove().catch(() => {});
       },

@@ -12,7 +12,7 @@ export const maxEntriesToEmpty = 64;
 
 /**
  * The names in `dir` (none when it does not exist), or null when it holds more than
- * `maxEntriesToEmpty`: no more than that are read. Synchronous, as `readUsedBytes`: on an (almost
+ * `maxEntriesToEmpty`: no more than that are read. Synchronous, as `readUsage`: on an (almost
  * always) empty tmpfs it takes µs, a thread-pool round trip ~0.5 ms on a busy node.
  */
 export function listFolder(dir: string): string[] | null {
@@ -43,10 +43,13 @@ export async function removeFromFolder(dir: string, names: string[]): Promise<vo
 }
 
 /**
- * Bytes still used on the file system of `dir` (a tmpfs of its own): the space of a file deleted but
- * held open by a process does not come back.
+ * What the tmpfs of its own mounted at `dir` holds: the bytes in use (the space of a file deleted but
+ * held open by a process does not come back), and whether it holds nothing at all. tmpfs counts one
+ * inode for its root and one for each file, folder, link and hard link in it, so one inode in use is an
+ * empty folder, known from the `statfs` already made for the bytes (~2 µs) instead of a listing (~30 µs
+ * for the two folders of a sandbox). A tmpfs without an inode limit reports no counts: not known empty.
  */
-export function readUsedBytes(dir: string): number {
-  const { blocks, bfree, bsize } = statfsSync(dir);
-  return (blocks - bfree) * bsize;
+export function readUsage(dir: string): { usedBytes: number; empty: boolean } {
+  const { blocks, bfree, bsize, files, ffree } = statfsSync(dir);
+  return { usedBytes: (blocks - bfree) * bsize, empty: files > 0 && files - ffree <= 1 };
 }

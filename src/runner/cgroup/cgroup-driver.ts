@@ -22,6 +22,8 @@ export interface Cgroup {
    * a wrapper does that just before it execs the sandbox, so nothing runs outside the limits.
    */
   readonly procsFiles: readonly string[];
+  /** The pids controller's `pids.current`: how many processes and threads the cgroup holds now. */
+  readonly pidsCurrentFile: string;
   /**
    * Moves a process into this cgroup (all controllers). Only that process moves: children it already
    * has stay where they are, and memory it already uses stays charged to its old cgroup. So add a

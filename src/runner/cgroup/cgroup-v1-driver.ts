@@ -206,6 +206,10 @@ export class CgroupV1 implements Cgroup {
     return order.filter((dir) => dir !== undefined).map((dir) => join(dir, "cgroup.procs"));
   }
 
+  get pidsCurrentFile(): string {
+    return join(this.dirs.pids, "pids.current");
+  }
+
   async addProcess(pid: number): Promise<void> {
     // Kill switches first: if a later move fails, killAll still reaches the process.
     const order = [this.dirs.unified, this.dirs.freezer, this.dirs.pids, this.dirs.memory, this.dirs.cpu];

@@ -136,6 +136,10 @@ export class CgroupV2 implements Cgroup {
     return [join(this.dir, "cgroup.procs")];
   }
 
+  get pidsCurrentFile(): string {
+    return join(this.dir, "pids.current");
+  }
+
   async addProcess(pid: number): Promise<void> {
     await this.fs.writeText(join(this.dir, "cgroup.procs"), String(pid));
   }
