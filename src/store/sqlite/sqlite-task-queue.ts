@@ -129,13 +129,11 @@ export class SqliteTaskQueue implements TaskQueue {
   }
 
   claimTasks(lane: Lane, limit: number, now: Date, options: ClaimOptions = {}): Promise<ClaimedTask[]> {
-    // A claim commits at once (at NORMAL, no fsync): the dispatcher already claims for all idle
-    // sandboxes of a lane in one call, and waiting for the group commit would put a turn of the event
-    // loop on the path of every task's start.
-    return writeNow(() => {
-      this.laneIds.of(lane);
-      return this.database.db.transaction(() => this.claimNow(lane, limit, now, options))();
-    });
+    // Claims share the group commit with the attempt ends of their turn (at NORMAL, no fsync): lanes
+    // claim ahead in batches, so the turn this waits is not on the path of a task's start.
+    return this.withLaneIds([], [lane], () =>
+      this.database.commits.write(() => this.claimNow(lane, limit, now, options), false),
+    );
   }
 
   /** Runs inside a transaction: takes the head of the lane from `ready` within the function's slots. */
@@ -203,23 +201,32 @@ export class SqliteTaskQueue implements TaskQueue {
 
   finishAttempts(ends: AttemptEnd[]): Promise<void> {
     return this.database.commits.write(() => {
-      for (const end of ends) this.finishAttempt(end);
+      // Slots are given back once per function, not once per end.
+      const freed = new Map<number, number>();
+      for (const end of ends) {
+        const slotId = this.finishAttempt(end);
+        if (slotId !== null) freed.set(slotId, (freed.get(slotId) ?? 0) + 1);
+      }
+      const giveBack = this.database.sql("UPDATE function_slots SET running = running - ? WHERE id = ?");
+      for (const [slotId, count] of freed) giveBack.run(count, slotId);
     }, false);
   }
 
-  /** Records one end, fenced: only while `running` holds this attempt of the task. */
-  private finishAttempt(end: AttemptEnd): void {
+  /**
+   * Records one end, fenced: only while `running` holds this attempt of the task. Returns the slot the
+   * attempt held (the caller gives it back), or null when the end was not this attempt's to record.
+   */
+  private finishAttempt(end: AttemptEnd): number | null {
     const stopped = this.database
       .sql<[string, number], { seq: number; slot_id: number }>(
         `DELETE FROM running WHERE seq = (SELECT seq FROM tasks WHERE id = ?) AND attempt = ?
          RETURNING seq, slot_id`,
       )
       .get(end.taskId, end.attempt);
-    if (stopped === undefined) return;
+    if (stopped === undefined) return null;
     const { seq } = stopped;
     const final = end.next.state !== "delayed";
     const finishedAt = final ? end.finishedAt.getTime() : null;
-    this.database.sql("UPDATE function_slots SET running = running - 1 WHERE id = ?").run(stopped.slot_id);
     appendAttempt(this.database, seq, {
       number: end.attempt,
       startedAt: end.startedAt.getTime(),
@@ -228,9 +235,12 @@ export class SqliteTaskQueue implements TaskQueue {
       ...(end.failure === null ? {} : { failure: end.failure }),
     });
     // Appends the log, cut at @max characters once, with @marker at the cut.
-    const logged = this.database
-      .sql<unknown[], { chars: number }>(
-        `INSERT INTO task_logs (seq, chunk)
+    const logged =
+      end.log === ""
+        ? undefined
+        : this.database
+            .sql<unknown[], { chars: number }>(
+              `INSERT INTO task_logs (seq, chunk)
          SELECT seq, chunk FROM (
            SELECT seq, CASE WHEN log_chars > @max THEN ''
                             WHEN log_chars + length(@log) > @max THEN substr(@log, 1, @max - log_chars) || @marker
@@ -238,8 +248,8 @@ export class SqliteTaskQueue implements TaskQueue {
            FROM tasks WHERE seq = @seq)
          WHERE chunk <> ''
          RETURNING length(chunk) AS chars`,
-      )
-      .get({ seq, log: end.log, max: this.database.maxLogChars, marker: logTruncatedMarker });
+            )
+            .get({ seq, log: end.log, max: this.database.maxLogChars, marker: logTruncatedMarker });
     setResult(this.database, seq, end.result, end.failure === null ? null : JSON.stringify(end.failure));
     const task = this.database
       .sql<unknown[], { lane_id: number; callback_url: string | null }>(
@@ -269,6 +279,7 @@ export class SqliteTaskQueue implements TaskQueue {
     } else if (task?.callback_url != null && finishedAt !== null) {
       queueCallback(this.database, seq, task.callback_url, finishedAt);
     }
+    return stopped.slot_id;
   }
 
   updateProgress(taskId: string, attempt: number, progress: Progress): Promise<void> {
