@@ -8,12 +8,8 @@ import { randomBytes } from "node:crypto";
 import { userInfo } from "node:os";
 import pg from "pg";
 import { deployNoop } from "./http-api.js";
-import {
-  measureGraphileDrain,
-  measureGraphileLatency,
-  preparePeers,
-  type GraphileLatency,
-} from "./graphile-peer.js";
+import { measurePeerDrain, measurePeerLatency, preparePeers, type PeerLatency } from "./peers.js";
+import { countersPerTask, readCounters } from "./postgres-counters.js";
 import { startBenchNode, type BenchNode } from "./node-process.js";
 import { waitForQuietMachine } from "./quiet-machine.js";
 import type { BenchSizes } from "./sqlite-bench.js";
@@ -24,12 +20,19 @@ const databaseUrl =
 // `pg` takes the user from PGUSER or USER only (as src/main.ts does); the children inherit it.
 process.env.PGUSER ??= process.env.USER ?? userInfo().username;
 
+interface CountedDrain extends Drain {
+  /** PostgreSQL commits per task run (warm-up, enqueues and the bench's reads included). */
+  commitsPerTask: number;
+  /** The share of the updates of `tasks` that were HOT. */
+  hotShare: number;
+}
+
 interface Round {
   latency: Latency | null;
-  drain: Drain | null;
+  drain: CountedDrain | null;
   clusterDrain: Drain | null;
-  graphileLatency: GraphileLatency | null;
-  graphileDefaultLatency: GraphileLatency | null;
+  graphileLatency: PeerLatency | null;
+  graphileDefaultLatency: PeerLatency | null;
   graphileDrain: number | null;
 }
 
@@ -88,8 +91,30 @@ async function withNodes<T>(
   }
 }
 
+/** `measureDrain`, with PostgreSQL's commits per task and the HOT share of `tasks` updates around it. */
+async function measureCountedDrain(
+  apis: BenchNode["api"][],
+  schema: string,
+  drainTasks: number,
+  concurrency: number,
+): Promise<CountedDrain> {
+  const admin = await connect();
+  try {
+    const countTasks = async () =>
+      Number((await admin.query<{ n: string }>(`SELECT count(*) AS n FROM ${schema}.tasks`)).rows[0]?.n);
+    const [before, tasksBefore] = [await readCounters(admin, schema), await countTasks()];
+    const drain = await measureDrain(apis, drainTasks, concurrency);
+    const after = await readCounters(admin, schema);
+    return { ...drain, ...countersPerTask(before, after, (await countTasks()) - tasksBefore) };
+  } finally {
+    await admin.end();
+  }
+}
+
 export async function runPostgresBench(sizes: BenchSizes, clusterNodes: number): Promise<void> {
   const { rounds, probes, drainTasks, concurrency } = sizes;
+  // As on SQLite: no limit of the function's own unless `BENCH_MAX_CONCURRENCY` sets one per node.
+  const maxConcurrency = Number(process.env.BENCH_MAX_CONCURRENCY ?? 0);
   const peersDir = await preparePeers();
   console.log(`postgres: ${databaseUrl}, graphile-worker from ${peersDir}`);
   const results: Round[] = [];
@@ -98,22 +123,26 @@ export async function runPostgresBench(sizes: BenchSizes, clusterNodes: number):
     const single = await tryPart(`${label}, one node`, () =>
       withSchema((schema) =>
         withNodes(1, schema, concurrency, async ([node]) => {
-          await deployNoop(node!.api, concurrency);
+          await deployNoop(node!.api, maxConcurrency);
           const latency = await measureStartLatency(node!.api, probes);
           console.log(`${label}: kiln start latency ${formatLatency(latency)}`);
           const drain = await tryPart(`${label}, one-node drain`, () =>
-            measureDrain([node!.api], drainTasks, concurrency),
+            measureCountedDrain([node!.api], schema, drainTasks, concurrency),
           );
-          console.log(`${label}: kiln drain, one node: ${drain?.tasksPerS.toFixed(0) ?? "failed"} tasks/s`);
+          console.log(
+            `${label}: kiln drain, one node: ${drain?.tasksPerS.toFixed(0) ?? "failed"} tasks/s, ` +
+              `${drain?.commitsPerTask.toFixed(3) ?? "?"} commits per task, ` +
+              `${((drain?.hotShare ?? NaN) * 100).toFixed(1)} % of tasks updates HOT`,
+          );
           return { latency, drain };
         }),
       ),
     );
     const graphileLatency = await tryPart(`${label}, graphile batched latency`, () =>
-      measureGraphileLatency(peersDir, databaseUrl, "batched", probes),
+      measurePeerLatency(peersDir, databaseUrl, { system: "graphile", variant: "batched" }, probes),
     );
     const graphileDefaultLatency = await tryPart(`${label}, graphile default latency`, () =>
-      measureGraphileLatency(peersDir, databaseUrl, "default", probes),
+      measurePeerLatency(peersDir, databaseUrl, { system: "graphile", variant: "default" }, probes),
     );
     console.log(
       `${label}: graphile start latency, batched ${formatLatency(graphileLatency)}; default ${formatLatency(graphileDefaultLatency)}`,
@@ -122,7 +151,7 @@ export async function runPostgresBench(sizes: BenchSizes, clusterNodes: number):
       withSchema((schema) =>
         withNodes(clusterNodes, schema, concurrency, async (nodes) => {
           // 16 sandboxes on each node: `maxConcurrency` holds across the nodes sharing a database.
-          await deployNoop(nodes[0]!.api, concurrency * clusterNodes);
+          await deployNoop(nodes[0]!.api, maxConcurrency * clusterNodes);
           const drain = await measureDrain(
             nodes.map((node) => node.api),
             drainTasks,
@@ -137,7 +166,7 @@ export async function runPostgresBench(sizes: BenchSizes, clusterNodes: number):
       ),
     );
     const graphileDrain = await tryPart(`${label}, graphile drain`, () =>
-      measureGraphileDrain(peersDir, databaseUrl, "batched", drainTasks),
+      measurePeerDrain(peersDir, databaseUrl, { system: "graphile", variant: "batched" }, drainTasks),
     );
     console.log(`${label}: graphile batched drain ${graphileDrain?.toFixed(0) ?? "failed"} jobs/s`);
     results.push({
@@ -178,8 +207,10 @@ function summarize(results: Round[], drainTasks: number, clusterNodes: number): 
   console.log(
     `postgres median of ${rounds}: kiln start latency p50 ${show((r) => r.latency?.p50, 2)} ms (target ≤ 2), ` +
       `p90 ${show((r) => r.latency?.p90, 2)} ms, p99 ${show((r) => r.latency?.p99, 2)} ms (target ≤ 8); ` +
-      `drain (${drainTasks} tasks) one node ${show((r) => r.drain?.tasksPerS, 0)} tasks/s (target ≥ 17000), ` +
-      `${clusterNodes} nodes ${show((r) => r.clusterDrain?.tasksPerS, 0)} tasks/s`,
+      `drain (${drainTasks} tasks) one node ${show((r) => r.drain?.tasksPerS, 0)} tasks/s (target ≥ 15000), ` +
+      `${clusterNodes} nodes ${show((r) => r.clusterDrain?.tasksPerS, 0)} tasks/s; one node's drain: ` +
+      `${show((r) => r.drain?.commitsPerTask, 3)} commits per task (target ≤ 0.1), ` +
+      `${show((r) => (r.drain === null ? null : r.drain.hotShare * 100), 1)} % of tasks updates HOT`,
   );
   console.log(
     `postgres median of ${rounds}: graphile batched p50 ${show((r) => r.graphileLatency?.p50, 2)} ms, ` +

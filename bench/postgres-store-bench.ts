@@ -17,6 +17,7 @@ import { defaultSettings } from "../src/domain/function-settings.js";
 import { SqliteStore } from "../src/store/sqlite/sqlite-store.js";
 import type { NewTask, Store } from "../src/store/store.js";
 import { PostgresStore } from "../src/store/postgres/postgres-store.js";
+import { readCounters, type Counters } from "./postgres-counters.js";
 
 const databaseUrl = process.env.KILN_TEST_DATABASE_URL ?? "postgres://127.0.0.1:5432/test";
 if (process.env.PGUSER === undefined && process.env.USER === undefined)
@@ -119,31 +120,6 @@ async function measure(name: string, store: Store, stats?: () => Promise<string>
   drain 20,000, four loops at once:    ${fourLoops}
   the same with maxConcurrency 64:     ${limited}`);
   if (stats !== undefined) console.log(await stats());
-}
-
-interface Counters {
-  commits: number;
-  tables: Map<string, { updates: number; hot: number }>;
-}
-
-/**
- * PostgreSQL's counters: commits of the whole database (other clients of it count too) and, per table
- * of the bench's schema, updates and HOT updates. Read after a pause: backends report every second.
- */
-async function readCounters(admin: pg.Client, schema: string): Promise<Counters> {
-  await new Promise((resolve) => setTimeout(resolve, 1500));
-  await admin.query("SELECT pg_stat_clear_snapshot()");
-  const { rows: db } = await admin.query<{ commits: string }>(
-    "SELECT xact_commit AS commits FROM pg_stat_database WHERE datname = current_database()",
-  );
-  const { rows } = await admin.query<{ relname: string; updates: string; hot: string }>(
-    "SELECT relname, n_tup_upd AS updates, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE schemaname = $1",
-    [schema],
-  );
-  return {
-    commits: Number(db[0]?.commits ?? 0),
-    tables: new Map(rows.map((row) => [row.relname, { updates: Number(row.updates), hot: Number(row.hot) }])),
-  };
 }
 
 /** Commits per task and the HOT share of each table's updates between two readings. */

@@ -25,6 +25,8 @@ export interface AttemptLifecycleOptions {
   callbacks: { wake(): void };
   /** An end of the lane is committed: the function's slot is free in the store too. */
   onEndRecorded(lane: Lane): void;
+  /** How long a small batch of ends waits for more under load (`EndRecorder`). */
+  endBatchLingerMs?: number;
 }
 
 export class AttemptLifecycle {
@@ -36,7 +38,7 @@ export class AttemptLifecycle {
   private stopped = false;
 
   constructor(private readonly options: AttemptLifecycleOptions) {
-    this.ends = new EndRecorder(options.store);
+    this.ends = new EndRecorder(options.store, options.endBatchLingerMs);
   }
 
   /**

@@ -98,6 +98,15 @@ export class DispatchLane {
     this.pump();
   }
 
+  /**
+   * An end of the lane is committed: its function's slot is free in the store too. A claim that came
+   * back short for lack of room may find tasks now, and the queue is refilled if it is low.
+   */
+  endRecorded(): void {
+    this.backlog = true;
+    this.pump();
+  }
+
   /** Starts waiting tasks on idle sandboxes, refills the queue, and grows while a backlog remains. */
   pump(): void {
     if (this.context.isDraining()) return;
@@ -242,7 +251,13 @@ export class DispatchLane {
       do {
         this.refillAgain = false;
         claimed += await this.claimBatch();
-      } while (this.refillAgain && (this.backlog || this.urgent.count > 0) && !this.context.isDraining());
+        // Asked again while the claim was in flight: only a queue that is low again (or urgent tasks)
+        // is worth another claim; topping up a few tasks at a time costs a claim per few tasks.
+      } while (
+        this.refillAgain &&
+        ((this.backlog && this.queue.size <= this.lowWater()) || this.urgent.count > 0) &&
+        !this.context.isDraining()
+      );
     } catch (error) {
       this.context.reportError("claiming tasks", error);
     } finally {

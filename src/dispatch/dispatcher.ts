@@ -40,6 +40,8 @@ export interface DispatcherOptions {
   maxStartingPerLane?: number;
   /** A local queue none of whose tasks started for this long is handed back (default 5 s). */
   localQueueIdleMs?: number;
+  /** How long a small batch of attempt ends waits for more under load (default 0: none). */
+  endBatchLingerMs?: number;
 }
 
 export class Dispatcher implements ClusterEvents {
@@ -92,7 +94,10 @@ export class Dispatcher implements ClusterEvents {
       logger: options.logger,
       callbacks: options.callbacks,
       // The function's slot is free in the store too: a claim cut short by its limit may go on.
-      onEndRecorded: (lane) => this.wake(lane),
+      endBatchLingerMs: options.endBatchLingerMs,
+      onEndRecorded: (lane) => {
+        if (!this.draining) this.laneFor(lane).endRecorded();
+      },
     });
     this.laneContext = {
       store: this.store,

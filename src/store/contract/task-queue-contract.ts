@@ -257,4 +257,27 @@ export function runTaskQueueContract(makeStore: () => Promise<Store>): void {
     });
     assert.equal(claimed.length, 1, "the combined enqueue and claim holds the limit too");
   });
+
+  test("attempts claimed while a function had no limit count against the limit it gets", async () => {
+    const store = await storeWithFunction(makeStore);
+    await store.enqueueTasks(Array.from({ length: 5 }, () => newTask()));
+    const first = await store.claimTasks(lane, 2, at(1));
+    const fn = await store.getFunction(project, lane.functionName);
+    assert.ok(fn !== null);
+    await store.updateFunctionSettings(
+      project,
+      lane.functionName,
+      { ...fn.settings, maxConcurrency: 2 },
+      at(2),
+    );
+    assert.equal(
+      (await store.claimTasks(lane, 5, at(3), { maxConcurrency: 2 })).length,
+      0,
+      "two run already",
+    );
+    await store.finishAttempts([end(first[0]!.id, first[0]!.attempt)]);
+    const next = await store.claimTasks(lane, 5, at(4), { maxConcurrency: 2 });
+    assert.equal(next.length, 1, "the end gave its slot back");
+    await store.close();
+  });
 }

@@ -110,10 +110,16 @@ export class PostgresConnections {
     // its COMMIT: a node frozen or cut off between the two must not hold every node's claims and ends
     // of that function for longer than 10 s.
     [this.pool, this.db] = openPool("durable", 10_000, "-c jit=off");
+    // The fast pool runs only the claim and the end of attempts (`queue-statements.ts`): each reaches a
+    // batch of rows by their keys, so nested loops over index scans are the only right plans there. The
+    // statistics of a queue that grows and drains within seconds say otherwise: the end of attempts
+    // scanned the whole `tasks` table for its batch, then `running_by_node`, full of the dead entries of
+    // a drain autovacuum had not reached yet, for its node's rows (~5 ms a batch at 20,000 tasks).
     [this.fastPool, this.fastDb] = openPool(
       "fast",
       statementTimeoutMs,
-      "-c synchronous_commit=off -c enable_sort=off -c jit=off",
+      "-c synchronous_commit=off -c enable_sort=off -c enable_seqscan=off -c enable_bitmapscan=off " +
+        "-c enable_hashjoin=off -c enable_mergejoin=off -c jit=off",
     );
     this.announce = new Announcer(this.db, channelOf(this.schema), this.nodeId);
     this.laneIds = new PostgresLaneIds(this.db);

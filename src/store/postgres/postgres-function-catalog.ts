@@ -3,7 +3,8 @@ import { defaultSettings, type FunctionSettings } from "../../domain/function-se
 import type { DeployInput, DeployResult, FunctionCatalog, FunctionRecord, RevisionRecord } from "../store.js";
 import { toFunctionRecord, toRevisionRecord, type FunctionRow, type RevisionRow } from "../rows.js";
 import type { PostgresConnections } from "./postgres-connections.js";
-import { selectFunction, selectFunctionSql, toBuffer } from "./statements.js";
+import { countInRunningSql } from "./queue-statements.js";
+import { selectFunction, selectFunctionSql, toBuffer, type Queryable } from "./statements.js";
 
 export class PostgresFunctionCatalog implements FunctionCatalog {
   constructor(private readonly connections: PostgresConnections) {}
@@ -65,6 +66,7 @@ export class PostgresFunctionCatalog implements FunctionCatalog {
                    SET current_revision = $3, settings = $4, updated_at = $5`,
         values: [input.project, input.name, input.digest, JSON.stringify(settings), now],
       });
+      if (settings.maxConcurrency > 0) await countInRunning(db, input.project, input.name);
       const record = await selectFunction(db, input.project, input.name);
       // $1 project, $2 function, $3 digest
       const { rows } = await db.query<RevisionRow>({
@@ -116,6 +118,7 @@ export class PostgresFunctionCatalog implements FunctionCatalog {
         text: "UPDATE functions SET settings = $3, updated_at = $4 WHERE project = $1 AND name = $2",
         values: [project, name, JSON.stringify(settings), now.getTime()],
       });
+      if (rowCount !== 0 && settings.maxConcurrency > 0) await countInRunning(db, project, name);
       // Read by a later statement: its snapshot sees a revision that a deploy we waited for committed.
       return rowCount === 0 ? null : selectFunction(db, project, name);
     });
@@ -156,4 +159,10 @@ export class PostgresFunctionCatalog implements FunctionCatalog {
     });
     return rows[0]?.data ?? null;
   }
+}
+
+/** Attempts claimed while the function had no limit count against the one it has now (`countInRunningSql`). */
+async function countInRunning(db: Queryable, project: string, name: string): Promise<void> {
+  // $1 project, $2 function
+  await db.query({ text: countInRunningSql, values: [project, name] });
 }

@@ -19,6 +19,11 @@
  * for the rest of this one statement and its commit (on the fast pool, a commit without fsync), not
  * across round trips. Picked rows beyond the grant stay in `ready`, unlocked at commit. Only the
  * rows it takes are updated in `tasks`, and none of the columns it changes is indexed: HOT updates.
+ *
+ * A function without `maxConcurrency` has nothing to count: its claims leave the slot row alone and
+ * their `running` rows have no slot (which ends then give back to nobody), so its claims and ends do not
+ * wait for each other on that row. A limit set later counts the attempts still running in
+ * (`countInRunningSql`).
  */
 export function claimSql(order: "priority" | "oldest"): string {
   return `WITH picked AS (
@@ -27,16 +32,16 @@ export function claimSql(order: "priority" | "oldest"): string {
       FOR UPDATE SKIP LOCKED),
     slot AS (
       UPDATE function_slots s
-         SET granted = CASE WHEN $6 > 0 THEN least(n.count, greatest(0, $6 - s.running)) ELSE n.count END,
-             running = s.running + CASE WHEN $6 > 0 THEN least(n.count, greatest(0, $6 - s.running)) ELSE n.count END
+         SET granted = least(n.count, greatest(0, $6 - s.running)),
+             running = s.running + least(n.count, greatest(0, $6 - s.running))
         FROM (SELECT count(*)::int AS count FROM picked) n
-       WHERE s.id = $2 AND n.count > 0
+       WHERE s.id = $2 AND n.count > 0 AND $6 > 0
       RETURNING s.granted),
     taken AS (
       DELETE FROM ready r
        WHERE r.seq IN (SELECT seq FROM picked
                         ORDER BY ${order === "priority" ? "priority DESC, seq" : "seq"}
-                        LIMIT (SELECT granted FROM slot))
+                        LIMIT CASE WHEN $6 > 0 THEN (SELECT granted FROM slot) ELSE $3 END)
       RETURNING r.seq),
     claimed AS (
       UPDATE tasks t
@@ -48,7 +53,7 @@ export function claimSql(order: "priority" | "oldest"): string {
       RETURNING t.seq, t.id, t.priority, t.timeout_s, t.attempt, t.charged_attempts, t.awaited),
     started AS (
       INSERT INTO running (seq, node_id, attempt, slot_id, claimed_at)
-      SELECT seq, $5, attempt, $2, $4 FROM claimed)
+      SELECT seq, $5, attempt, CASE WHEN $6 > 0 THEN $2 END, $4 FROM claimed)
     SELECT c.seq, c.id, p.payload, c.priority, c.timeout_s, c.attempt, c.charged_attempts, c.awaited
       FROM claimed c JOIN task_payloads p ON p.seq = c.seq`;
 }
@@ -119,3 +124,18 @@ export const finishAttemptsSql = `WITH e AS (
       FROM stopped s
      WHERE t.seq = s.seq)
   SELECT id FROM stopped WHERE final AND awaited`;
+
+/**
+ * A function that gets a `maxConcurrency` counts in its attempts claimed while it had none, so that
+ * claims under the new limit see them: their `running` rows get the function's slot and its `running`
+ * goes up by as many. $1 project, $2 function. It locks those `running` rows, then the slot row, in the
+ * order ends lock them; an end waiting for one of those rows then sees the slot and gives it back.
+ */
+export const countInRunningSql = `WITH counted AS (
+    UPDATE running r SET slot_id = l.slot_id
+      FROM tasks t JOIN lanes l ON l.id = t.lane_id
+     WHERE r.slot_id IS NULL AND t.seq = r.seq AND l.project = $1 AND l.function_name = $2
+    RETURNING r.slot_id)
+  UPDATE function_slots s SET running = s.running + n.count
+    FROM (SELECT slot_id, count(*)::int AS count FROM counted GROUP BY slot_id) n
+   WHERE s.id = n.slot_id`;

@@ -1,6 +1,7 @@
 import * as initial from "./001-initial.js";
 import * as nodesAndLeases from "./002-nodes-and-leases.js";
 import * as queueTables from "./003-queue-tables.js";
+import * as runningByKeyAndUncounted from "./004-running-by-key-and-uncounted.js";
 
 /**
  * Applied in order; migration N (1-based) is recorded as version N in the schema's `kiln_migrations`
@@ -10,4 +11,5 @@ export const migrations: readonly { name: string; up: string }[] = [
   { name: "001-initial", ...initial },
   { name: "002-nodes-and-leases", ...nodesAndLeases },
   { name: "003-queue-tables", ...queueTables },
+  { name: "004-running-by-key-and-uncounted", ...runningByKeyAndUncounted },
 ];

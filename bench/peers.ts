@@ -1,6 +1,7 @@
 /**
- * graphile-worker measured by `../shared/bench-peers/` (its `queue-bench.js`, one process per cell) on
- * the same PostgreSQL as Kiln, so that the two are compared within one session.
+ * The peers measured by `../shared/bench-peers/` (its `queue-bench.js`, one process per cell) in the same
+ * session as Kiln: graphile-worker on the same PostgreSQL, BullMQ on the machine's Redis
+ * (`REDIS_HOST`, `REDIS_PORT`; 127.0.0.1:6379 by default).
  */
 import { execFile, spawn } from "node:child_process";
 import { access, cp } from "node:fs/promises";
@@ -9,7 +10,11 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
-export interface GraphileLatency {
+/** A peer and its variant: graphile-worker's `default` or `batched`, BullMQ's `default`. */
+export type Peer =
+  { system: "graphile"; variant: "default" | "batched" } | { system: "bullmq"; variant: "default" };
+
+export interface PeerLatency {
   p50: number;
   p90: number;
   p99: number;
@@ -41,13 +46,19 @@ export async function preparePeers(): Promise<string> {
 }
 
 /** One cell of the peers' harness; its last line of output is the result as JSON. */
-function runCell(peersDir: string, databaseUrl: string, args: string[]): Promise<Record<string, unknown>> {
+function runCell(
+  peersDir: string,
+  databaseUrl: string,
+  peer: Peer,
+  args: string[],
+): Promise<Record<string, unknown>> {
+  const label = `${peer.system} (${peer.variant}) ${args.join(" ")}`;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["src/queue-bench.js", "--system", "graphile", ...args], {
-      cwd: peersDir,
-      env: { ...process.env, PG_URL: databaseUrl },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(
+      process.execPath,
+      ["src/queue-bench.js", "--system", peer.system, "--variant", peer.variant, ...args],
+      { cwd: peersDir, env: { ...process.env, PG_URL: databaseUrl }, stdio: ["ignore", "pipe", "pipe"] },
+    );
     let out = "";
     let err = "";
     child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
@@ -60,44 +71,35 @@ function runCell(peersDir: string, databaseUrl: string, args: string[]): Promise
         if (code !== 0) throw new Error(`exit code ${code}`);
         resolve(JSON.parse(line) as Record<string, unknown>);
       } catch (error) {
-        reject(new Error(`graphile ${args.join(" ")}: ${String(error)}\n${err.slice(-2000)}`));
+        reject(new Error(`${label}: ${String(error)}\n${err.slice(-2000)}`));
       }
     });
   });
 }
 
 /** W2: enqueue → handler start with an idle worker, one job at a time (gap 2–10 ms), in ms. */
-export async function measureGraphileLatency(
+export async function measurePeerLatency(
   peersDir: string,
   databaseUrl: string,
-  variant: "default" | "batched",
+  peer: Peer,
   samples: number,
-): Promise<GraphileLatency> {
-  const result = await runCell(peersDir, databaseUrl, [
-    "--variant",
-    variant,
+): Promise<PeerLatency> {
+  const result = await runCell(peersDir, databaseUrl, peer, [
     "--workload",
     "w2",
     "--samples",
     String(samples),
   ]);
-  return result.latency_ms as GraphileLatency;
+  return result.latency_ms as PeerLatency;
 }
 
 /** W1: the drain of `jobs` no-op jobs bulk-enqueued before the worker (concurrency 16) starts, jobs/s. */
-export async function measureGraphileDrain(
+export async function measurePeerDrain(
   peersDir: string,
   databaseUrl: string,
-  variant: "default" | "batched",
+  peer: Peer,
   jobs: number,
 ): Promise<number> {
-  const result = await runCell(peersDir, databaseUrl, [
-    "--variant",
-    variant,
-    "--workload",
-    "w1",
-    "--jobs",
-    String(jobs),
-  ]);
+  const result = await runCell(peersDir, databaseUrl, peer, ["--workload", "w1", "--jobs", String(jobs)]);
   return (result.process as { jobs_per_s: number }).jobs_per_s;
 }
