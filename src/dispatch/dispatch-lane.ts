@@ -141,16 +141,19 @@ export class DispatchLane {
     slots.take(this.functionKey, sandboxes.length);
     let started = 0;
     try {
-      const { results, claimed } = await store.enqueueAndClaimTasks(tasks, {
+      const { results } = await store.enqueueAndClaimTasks(tasks, {
         lane: this.lane,
         limit: sandboxes.length,
         now: new Date(),
         maxConcurrency: fn.settings.maxConcurrency,
         // Its caller waits and retries on failure: a sync invoke need not wait for an fsync.
         durable: !tasks.every((task) => task.awaited === true),
+        // Committed: they start while the commit is made durable.
+        onClaimed: (claimed) => {
+          claimed.forEach((task, index) => this.run(task, sandboxes[index] as Sandbox, fn));
+          started = claimed.length;
+        },
       });
-      claimed.forEach((task, index) => this.run(task, sandboxes[index] as Sandbox, fn));
-      started = claimed.length;
       return results;
     } finally {
       slots.give(this.functionKey, sandboxes.length - started);

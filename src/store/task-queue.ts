@@ -95,6 +95,12 @@ export interface TaskQueue {
        * waits and retries on failure. Default true. PostgreSQL ignores it.
        */
       durable?: boolean;
+      /**
+       * Hears the claimed tasks once committed, possibly before the commit is durable (SQLite flushes
+       * its WAL off the event loop): they may start then. A crash before the flush loses the enqueue,
+       * which its caller, not answered yet, makes again.
+       */
+      onClaimed?: (claimed: ClaimedTask[]) => void;
     },
   ): Promise<{ results: EnqueueResult[]; claimed: ClaimedTask[] }>;
   /**

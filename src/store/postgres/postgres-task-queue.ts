@@ -67,7 +67,13 @@ export class PostgresTaskQueue {
 
   async enqueueAndClaimTasks(
     tasks: NewTask[],
-    claim: { lane: Lane; limit: number; now: Date; maxConcurrency?: number },
+    claim: {
+      lane: Lane;
+      limit: number;
+      now: Date;
+      maxConcurrency?: number;
+      onClaimed?: (claimed: ClaimedTask[]) => void;
+    },
   ): Promise<{ results: EnqueueResult[]; claimed: ClaimedTask[] }> {
     const laneIds = await this.laneIdsOf(tasks);
     const outcome = await this.connections.transaction(async (db) => {
@@ -78,6 +84,7 @@ export class PostgresTaskQueue {
       showClaimedAsRunning(results, claimed);
       return { results, claimed };
     }, beginEnqueueAndClaim);
+    claim.onClaimed?.(outcome.claimed);
     this.announceQueued(outcome.results);
     return outcome;
   }

@@ -26,7 +26,7 @@ export class SqliteDatabase {
     this.db.pragma("foreign_keys = ON");
     this.db.pragma("busy_timeout = 5000");
     this.migrate();
-    this.commits = new GroupCommit(this.db);
+    this.commits = new GroupCommit(this.db, options.path === ":memory:" ? null : `${options.path}-wal`);
     this.maxLogChars = options.maxLogChars;
   }
 
@@ -51,7 +51,7 @@ export class SqliteDatabase {
   }
 
   close(): void {
-    this.commits.flush();
+    this.commits.close();
     this.db.close();
   }
 }

@@ -72,7 +72,14 @@ export class SqliteTaskQueue implements TaskQueue {
 
   enqueueAndClaimTasks(
     tasks: NewTask[],
-    claim: { lane: Lane; limit: number; now: Date; maxConcurrency?: number; durable?: boolean },
+    claim: {
+      lane: Lane;
+      limit: number;
+      now: Date;
+      maxConcurrency?: number;
+      durable?: boolean;
+      onClaimed?: (claimed: ClaimedTask[]) => void;
+    },
   ): Promise<{ results: EnqueueResult[]; claimed: ClaimedTask[] }> {
     return this.withLaneIds(tasks, [claim.lane], (laneIds) => {
       const apply = () => {
@@ -83,9 +90,14 @@ export class SqliteTaskQueue implements TaskQueue {
         showClaimedAsRunning(results, claimed);
         return { results, claimed };
       };
-      // Not durable (a sync invoke): committed now, at NORMAL, without waiting for the group's turn.
-      if (claim.durable === false) return writeNow(() => this.database.db.transaction(apply)());
-      return this.database.commits.write(apply, true);
+      // Not durable (a sync invoke): committed now, without waiting for the group's turn.
+      if (claim.durable === false) {
+        return writeNow(() => this.database.db.transaction(apply)()).then((outcome) => {
+          claim.onClaimed?.(outcome.claimed);
+          return outcome;
+        });
+      }
+      return this.database.commits.write(apply, true, (outcome) => claim.onClaimed?.(outcome.claimed));
     });
   }
 
