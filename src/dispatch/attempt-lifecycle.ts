@@ -174,7 +174,8 @@ export class AttemptLifecycle {
     if (next.state === "delayed") this.options.delayTimer.arm(next.runAt);
     else {
       this.options.watch.ended(task.id);
-      this.options.callbacks.wake();
+      // Only an end that queued a callback: each wake costs the store a poll of the outbox.
+      if (task.hasCallback) this.options.callbacks.wake();
     }
     this.options.onEndRecorded(task.lane);
   }

@@ -14,6 +14,7 @@ const task = (id: string, priority: Priority): ClaimedTask => ({
   attempt: 1,
   chargedAttempts: 0,
   startedAt: new Date(0),
+  hasCallback: false,
 });
 
 test("serves the highest class first, FIFO within a class", () => {

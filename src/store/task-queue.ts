@@ -57,6 +57,8 @@ export interface ClaimedTask {
   /** Earlier attempts that count against the function's retries. */
   chargedAttempts: number;
   startedAt: Date;
+  /** Its outcome is to be POSTed to a callback URL: its end wakes the callback sender. */
+  hasCallback: boolean;
 }
 
 /** The end of one attempt and where the task goes next (decided by the dispatcher's retry policy). */

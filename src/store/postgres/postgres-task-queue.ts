@@ -20,6 +20,7 @@ interface ClaimRow {
   attempt: number;
   charged_attempts: number;
   awaited: boolean;
+  has_callback: boolean;
 }
 
 /**
@@ -125,6 +126,7 @@ export class PostgresTaskQueue {
       attempt: row.attempt,
       chargedAttempts: row.charged_attempts,
       startedAt: now,
+      hasCallback: row.has_callback,
     }));
   }
 

@@ -50,11 +50,13 @@ export function claimSql(order: "priority" | "oldest"): string {
              start_latency_ms = coalesce(t.start_latency_ms, greatest(0, $4 - t.run_at))
         FROM taken
        WHERE t.seq = taken.seq
-      RETURNING t.seq, t.id, t.priority, t.timeout_s, t.attempt, t.charged_attempts, t.awaited),
+      RETURNING t.seq, t.id, t.priority, t.timeout_s, t.attempt, t.charged_attempts, t.awaited,
+                t.callback_url IS NOT NULL AS has_callback),
     started AS (
       INSERT INTO running (seq, node_id, attempt, slot_id, claimed_at)
       SELECT seq, $5, attempt, CASE WHEN $6 > 0 THEN $2 END, $4 FROM claimed)
-    SELECT c.seq, c.id, p.payload, c.priority, c.timeout_s, c.attempt, c.charged_attempts, c.awaited
+    SELECT c.seq, c.id, p.payload, c.priority, c.timeout_s, c.attempt, c.charged_attempts, c.awaited,
+           c.has_callback
       FROM claimed c JOIN task_payloads p ON p.seq = c.seq`;
 }
 

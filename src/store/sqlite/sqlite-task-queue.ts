@@ -34,6 +34,7 @@ interface ClaimRow {
   timeout_s: number;
   attempt: number;
   charged_attempts: number;
+  has_callback: number;
 }
 
 const finalStates = "('succeeded', 'failed', 'timed_out', 'out_of_memory', 'cancelled')";
@@ -178,7 +179,7 @@ export class SqliteTaskQueue implements TaskQueue {
          SET state = 'running', attempt = attempt + 1, attempt_started_at = @now,
              started_at = coalesce(started_at, @now), start_latency_ms = coalesce(start_latency_ms, max(0, @now - run_at))
          WHERE seq IN (SELECT value FROM json_each(@seqs))
-         RETURNING seq, id, priority, timeout_s, attempt, charged_attempts`,
+         RETURNING seq, id, priority, timeout_s, attempt, charged_attempts, callback_url IS NOT NULL AS has_callback`,
       )
       .all({ seqs, now: now.getTime() });
     this.database
@@ -208,6 +209,7 @@ export class SqliteTaskQueue implements TaskQueue {
       attempt: row.attempt,
       chargedAttempts: row.charged_attempts,
       startedAt: now,
+      hasCallback: row.has_callback === 1,
     }));
   }
 
