@@ -51,9 +51,12 @@ export class BwrapSandboxReset {
     // As many processes and threads as after the last clean reset: no process was left behind. (A
     // thread a task leaves running in the harness can fork after any check: the reset ends what a task
     // left behind, not what it keeps doing — the README's trust boundary within a revision.)
-    if (this.readPidsCurrent() !== this.countWhenClean) {
-      if (!(await this.killLeftovers())) return { reusable: false };
-      this.countWhenClean = this.readPidsCurrent();
+    const count = this.readPidsCurrent();
+    if (count !== this.countWhenClean) {
+      const found = await this.killLeftovers();
+      if (found === "failed") return { reusable: false };
+      // Only a count with nothing to kill: a process killed counts until its parent reaps it.
+      this.countWhenClean = found === "none" ? count : -1;
     }
     const root = `/proc/${harness}/root`;
     const dirs = [root + this.folders.tmp, root + this.folders.io];
@@ -115,14 +118,17 @@ export class BwrapSandboxReset {
     return { harness, pids };
   }
 
-  /** Kills every other process of the cgroup until none is left (a leftover may fork meanwhile). */
-  private async killLeftovers(): Promise<boolean> {
+  /**
+   * Kills every other process of the cgroup until none is left (a leftover may fork meanwhile): "none"
+   * when there was none, "killed" once they are gone, "failed" when they kept coming back.
+   */
+  private async killLeftovers(): Promise<"none" | "killed" | "failed"> {
     const kept = this.kept?.pids ?? new Set<number>();
     const deadline = performance.now() + killTimeoutMs;
-    for (;;) {
+    for (let round = 0; ; round++) {
       const leftovers = this.listPids().filter((pid) => !kept.has(pid));
-      if (leftovers.length === 0) return true;
-      if (performance.now() > deadline) return false;
+      if (leftovers.length === 0) return round === 0 ? "none" : "killed";
+      if (performance.now() > deadline) return "failed";
       for (const pid of leftovers) {
         try {
           process.kill(pid, "SIGKILL");
