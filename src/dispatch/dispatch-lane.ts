@@ -100,7 +100,8 @@ export class DispatchLane {
 
   /**
    * An end of the lane is committed: its function's slot is free in the store too. A claim that came
-   * back short for lack of room may find tasks now, and the queue is refilled if it is low.
+   * back short for lack of room may find tasks now, and the queue is refilled if it is low (not while
+   * the node drains: `pump` does nothing then).
    */
   endRecorded(): void {
     this.backlog = true;

@@ -93,11 +93,9 @@ export class Dispatcher implements ClusterEvents {
       delayTimer: this.delayTimer,
       logger: options.logger,
       callbacks: options.callbacks,
-      // The function's slot is free in the store too: a claim cut short by its limit may go on.
       endBatchLingerMs: options.endBatchLingerMs,
-      onEndRecorded: (lane) => {
-        if (!this.draining) this.laneFor(lane).endRecorded();
-      },
+      // The function's slot is free in the store too: a claim cut short by its limit may go on.
+      onEndRecorded: (lane) => this.laneFor(lane).endRecorded(),
     });
     this.laneContext = {
       store: this.store,

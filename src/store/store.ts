@@ -23,6 +23,7 @@ export type {
   ClaimedTask,
   ClaimOptions,
   ClaimOrder,
+  EnqueueClaim,
   EnqueueResult,
   NewTask,
   TaskQueue,

@@ -76,6 +76,26 @@ export interface AttemptEnd {
   next: { state: "delayed"; runAt: Date } | { state: Exclude<TaskState, "delayed" | "queued" | "running"> };
 }
 
+/** What `enqueueAndClaimTasks` claims, and how. */
+export interface EnqueueClaim {
+  lane: Lane;
+  limit: number;
+  now: Date;
+  maxConcurrency?: number;
+  /**
+   * false: the commit may skip the fsync (SQLite commits at once at `synchronous = NORMAL`, which a
+   * crash of the process survives and one of the machine may not). For sync invokes, whose caller
+   * waits and retries on failure. Default true. PostgreSQL ignores it.
+   */
+  durable?: boolean;
+  /**
+   * Hears the claimed tasks once committed, possibly before the commit is durable (SQLite flushes its
+   * WAL off the event loop): they may start then. A crash before the flush loses the enqueue, which
+   * its caller, not answered yet, makes again.
+   */
+  onClaimed?: (claimed: ClaimedTask[]) => void;
+}
+
 export interface TaskQueue {
   /** Commits the tasks (all or none) before resolving: accepted means durable. */
   enqueueTasks(tasks: NewTask[]): Promise<EnqueueResult[]>;
@@ -86,24 +106,7 @@ export interface TaskQueue {
    */
   enqueueAndClaimTasks(
     tasks: NewTask[],
-    claim: {
-      lane: Lane;
-      limit: number;
-      now: Date;
-      maxConcurrency?: number;
-      /**
-       * false: the commit may skip the fsync (SQLite commits at once at `synchronous = NORMAL`, which a
-       * crash of the process survives and one of the machine may not). For sync invokes, whose caller
-       * waits and retries on failure. Default true. PostgreSQL ignores it.
-       */
-      durable?: boolean;
-      /**
-       * Hears the claimed tasks once committed, possibly before the commit is durable (SQLite flushes
-       * its WAL off the event loop): they may start then. A crash before the flush loses the enqueue,
-       * which its caller, not answered yet, makes again.
-       */
-      onClaimed?: (claimed: ClaimedTask[]) => void;
-    },
+    claim: EnqueueClaim,
   ): Promise<{ results: EnqueueResult[]; claimed: ClaimedTask[] }>;
   /**
    * Starts up to `limit` queued tasks of `lane`, never more than one claim per task however many nodes

@@ -4,7 +4,14 @@
  */
 import type { Lane } from "../../domain/lane.js";
 import type { Progress, Task } from "../../domain/task.js";
-import type { AttemptEnd, ClaimedTask, ClaimOptions, EnqueueResult, NewTask } from "../store.js";
+import type {
+  AttemptEnd,
+  ClaimedTask,
+  ClaimOptions,
+  EnqueueClaim,
+  EnqueueResult,
+  NewTask,
+} from "../store.js";
 import { distinctLanes, logTruncatedMarker, showClaimedAsRunning, type LaneRow } from "../rows.js";
 import type { PostgresConnections } from "./postgres-connections.js";
 import { selectTask } from "./postgres-task-reads.js";
@@ -68,13 +75,7 @@ export class PostgresTaskQueue {
 
   async enqueueAndClaimTasks(
     tasks: NewTask[],
-    claim: {
-      lane: Lane;
-      limit: number;
-      now: Date;
-      maxConcurrency?: number;
-      onClaimed?: (claimed: ClaimedTask[]) => void;
-    },
+    claim: EnqueueClaim,
   ): Promise<{ results: EnqueueResult[]; claimed: ClaimedTask[] }> {
     const laneIds = await this.laneIdsOf(tasks);
     const outcome = await this.connections.transaction(async (db) => {

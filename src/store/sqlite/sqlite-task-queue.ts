@@ -5,10 +5,17 @@
  */
 import type { Lane } from "../../domain/lane.js";
 import type { Progress, Task } from "../../domain/task.js";
-import type { AttemptEnd, ClaimedTask, ClaimOptions, EnqueueResult, NewTask, TaskQueue } from "../store.js";
+import type {
+  AttemptEnd,
+  ClaimedTask,
+  ClaimOptions,
+  EnqueueClaim,
+  EnqueueResult,
+  NewTask,
+  TaskQueue,
+} from "../store.js";
 import {
   distinctLanes,
-  logTruncatedMarker,
   newTaskRecord,
   showClaimedAsRunning,
   toTask,
@@ -21,6 +28,7 @@ import { selectTask } from "./sqlite-task-reads.js";
 import { writeNow } from "./sqlite-errors.js";
 import {
   appendAttempt,
+  appendLog,
   handBackRunningTasks,
   queueCallback,
   recoverRunningTasks,
@@ -73,14 +81,7 @@ export class SqliteTaskQueue implements TaskQueue {
 
   enqueueAndClaimTasks(
     tasks: NewTask[],
-    claim: {
-      lane: Lane;
-      limit: number;
-      now: Date;
-      maxConcurrency?: number;
-      durable?: boolean;
-      onClaimed?: (claimed: ClaimedTask[]) => void;
-    },
+    claim: EnqueueClaim,
   ): Promise<{ results: EnqueueResult[]; claimed: ClaimedTask[] }> {
     return this.withLaneIds(tasks, [claim.lane], (laneIds) => {
       const apply = () => {
@@ -248,22 +249,7 @@ export class SqliteTaskQueue implements TaskQueue {
       outcome: end.outcome,
       ...(end.failure === null ? {} : { failure: end.failure }),
     });
-    // Appends the log, cut at @max characters once, with @marker at the cut.
-    const logged =
-      end.log === ""
-        ? undefined
-        : this.database
-            .sql<unknown[], { chars: number }>(
-              `INSERT INTO task_logs (seq, chunk)
-         SELECT seq, chunk FROM (
-           SELECT seq, CASE WHEN log_chars > @max THEN ''
-                            WHEN log_chars + length(@log) > @max THEN substr(@log, 1, @max - log_chars) || @marker
-                            ELSE @log END AS chunk
-           FROM tasks WHERE seq = @seq)
-         WHERE chunk <> ''
-         RETURNING length(chunk) AS chars`,
-            )
-            .get({ seq, log: end.log, max: this.database.maxLogChars, marker: logTruncatedMarker });
+    const loggedChars = appendLog(this.database, seq, end.log);
     setResult(this.database, seq, end.result, end.failure === null ? null : JSON.stringify(end.failure));
     const task = this.database
       .sql<unknown[], { lane_id: number; callback_url: string | null }>(
@@ -282,7 +268,7 @@ export class SqliteTaskQueue implements TaskQueue {
         runAt: end.next.state === "delayed" ? end.next.runAt.getTime() : null,
         finishedAt,
         charged: end.outcome === "lost" ? 0 : 1,
-        chars: logged?.chars ?? 0,
+        chars: loggedChars,
         attempt: end.attempt,
         startedAt: end.startedAt.getTime(),
       });

@@ -1,14 +1,32 @@
 /**
- * Writes of the SQLite task queue that more than one of its steps makes: appending an attempt, setting
- * a result, queueing a callback, the recovery of lost attempts that uses them all, and the hand-back of
+ * Writes of the SQLite task queue kept out of its steps: appending an attempt and its log, setting a
+ * result, queueing a callback, the recovery of lost attempts that uses them, and the hand-back of
  * attempts a graceful stop gives up.
  */
 import type { Failure } from "../../domain/task.js";
-import type { StoredAttempt } from "../rows.js";
+import { logTruncatedMarker, type StoredAttempt } from "../rows.js";
 import type { SqliteDatabase } from "./sqlite-database.js";
 
 export function appendAttempt(database: SqliteDatabase, seq: number, attempt: StoredAttempt): void {
   database.sql("INSERT INTO task_attempts (seq, attempt) VALUES (?, ?)").run(seq, JSON.stringify(attempt));
+}
+
+/** Appends an attempt's log, cut at the log limit once with a marker at the cut; returns what it added. */
+export function appendLog(database: SqliteDatabase, seq: number, log: string): number {
+  if (log === "") return 0;
+  const logged = database
+    .sql<unknown[], { chars: number }>(
+      `INSERT INTO task_logs (seq, chunk)
+       SELECT seq, chunk FROM (
+         SELECT seq, CASE WHEN log_chars > @max THEN ''
+                          WHEN log_chars + length(@log) > @max THEN substr(@log, 1, @max - log_chars) || @marker
+                          ELSE @log END AS chunk
+         FROM tasks WHERE seq = @seq)
+       WHERE chunk <> ''
+       RETURNING length(chunk) AS chars`,
+    )
+    .get({ seq, log, max: database.maxLogChars, marker: logTruncatedMarker });
+  return logged?.chars ?? 0;
 }
 
 /** The task's latest result and failure (an attempt's end, or a recovery that gives up). */
