@@ -83,9 +83,9 @@ export interface EnqueueClaim {
   now: Date;
   maxConcurrency?: number;
   /**
-   * false: the commit may skip the fsync (SQLite commits at once at `synchronous = NORMAL`, which a
-   * crash of the process survives and one of the machine may not). For sync invokes, whose caller
-   * waits and retries on failure. Default true. PostgreSQL ignores it.
+   * false: the commit may skip the fsync (SQLite commits at once without flushing its WAL; PostgreSQL
+   * inserts with `synchronous_commit = off`): a crash of the process survives it, one of the machine
+   * may not. For sync invokes, whose caller waits and retries on failure. Default true.
    */
   durable?: boolean;
   /**

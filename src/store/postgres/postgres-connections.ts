@@ -106,12 +106,11 @@ export class PostgresConnections {
     // jit off on both: every statement here is short, and a cost estimate past jit_above_cost (easy to
     // reach with sorting ruled out, see below, or a batch of 10,000 rows) has PostgreSQL spend ~0.5 s
     // compiling a statement that runs in a millisecond.
-    // A transaction on this pool that claims (enqueue-and-claim) holds its function's slot row until
-    // its COMMIT: a node frozen or cut off between the two must not hold every node's claims and ends
-    // of that function for longer than 10 s.
+    // A node frozen or cut off inside a transaction must not hold the rows it locked for long.
     [this.pool, this.db] = openPool("durable", 10_000, "-c jit=off");
-    // The fast pool runs only the claim and the end of attempts (`queue-statements.ts`): each reaches a
-    // batch of rows by their keys, so nested loops over index scans are the only right plans there. The
+    // The fast pool runs the claim and the end of attempts (`queue-statements.ts`), and the insert of a
+    // sync invoke: each reaches a batch of rows by their keys, so nested loops over index scans are the
+    // only right plans there (a claim that sorted its lane cost 18 ms instead of 1 ms). The
     // statistics of a queue that grows and drains within seconds say otherwise: the end of attempts
     // scanned the whole `tasks` table for its batch, then `running_by_node`, full of the dead entries of
     // a drain autovacuum had not reached yet, for its node's rows (~5 ms a batch at 20,000 tasks).
