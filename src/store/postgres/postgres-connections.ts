@@ -45,11 +45,12 @@ export class PostgresConnections {
   readonly pool: pg.Pool;
 
   /**
-   * Connections for claims and attempt ends, the statements on every task's path: their commits do
-   * not wait for the WAL's fsync (1–2 ms here), as SQLite commits them at NORMAL. A crash of PostgreSQL
-   * itself may forget the last of them (its WAL writer flushes within ~0.6 s): those tasks run again.
-   * Enqueues, deploys and cancels go through `pool` and stay synchronous: their callers were told they
-   * were accepted. Sorting is off here too (see `beginEnqueueAndClaim`).
+   * Connections for claims and attempt ends, the statements on every task's path (and a sync invoke's
+   * insert, whose caller waits and retries): their commits do not wait for the WAL's fsync (1–2 ms
+   * here), as SQLite commits them at NORMAL. A crash of PostgreSQL itself may forget the last of them
+   * (its WAL writer flushes within ~0.6 s): those tasks run again. Enqueues, deploys and cancels go
+   * through `pool` and stay synchronous: their callers were told they were accepted. Plans that sort or
+   * scan are ruled out here (see the constructor).
    */
   readonly fastPool: pg.Pool;
 
