@@ -181,6 +181,19 @@ describe("hostile functions under strong isolation", { timeout: 180_000 }, () =>
   );
 
   strongTest(
+    "a child does not outlive its task by ending a thread an earlier task left, to keep the counts even",
+    () => strong,
+    async () => {
+      // A function of its own: run one task at a time, it has one sandbox, so both tasks share it.
+      const dir = path.join(repoRoot, "test", "isolation", "functions", "hostile");
+      await server.client.deployFunction("thread-swap", await packFunction(dir));
+      assert.equal((await run({ action: "linger-thread" }, "thread-swap")).result, "lingering");
+      assert.equal((await run({ action: "swap-thread-for-child" }, "thread-swap")).result, "swapped");
+      assert.deepEqual(await sandboxProcesses("sleep 1001"), []);
+    },
+  );
+
+  strongTest(
     "a task's /tmp is empty when it starts, even after the previous task wrote there",
     () => strong,
     async () => {

@@ -5,6 +5,7 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
+import { Worker } from "node:worker_threads";
 
 const outcome = (fn) => {
   try {
@@ -42,6 +43,9 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Payloads seen by a hook on the harness's message events (see "hook-channel"). */
 const seenByHook = [];
+
+/** A thread one task leaves running in the harness, for a later task (see "swap-thread-for-child"). */
+let lingering = null;
 
 export default async function hostile(payload, ctx) {
   switch (payload.action) {
@@ -152,6 +156,19 @@ export default async function hostile(payload, ctx) {
       spawn("/bin/sh", ["-c", "setsid sh -c 'sleep 1000 & sleep 1000' &"], { stdio: "ignore" }).unref();
       await new Promise((resolve) => setTimeout(resolve, 300));
       return "spawned";
+    }
+    case "linger-thread":
+      lingering = new Worker("setInterval(() => {}, 1000)", { eval: true });
+      await new Promise((resolve) => lingering.once("online", resolve));
+      return "lingering";
+    case "swap-thread-for-child": {
+      // A child in place of a thread: the sandbox holds as many processes and threads as before.
+      if (lingering === null) return "no lingering thread here";
+      spawn("/usr/bin/setsid", ["/bin/sleep", "1001"], { detached: true, stdio: "ignore" }).unref();
+      await sleep(100);
+      await lingering.terminate();
+      lingering = null;
+      return "swapped";
     }
     case "list-processes":
       return fs
