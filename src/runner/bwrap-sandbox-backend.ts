@@ -16,7 +16,7 @@ import type { Cgroup, CgroupDriver } from "./cgroup/cgroup-driver.js";
 import { harnessPath } from "./process-sandbox-backend.js";
 import { createChildProcessChannel } from "./sandbox-channel.js";
 import {
-  heapLimitMb,
+  sandboxNodeFlags,
   sandboxNice,
   sandboxPath,
   type SandboxBackend,
@@ -236,7 +236,7 @@ export class BwrapSandboxBackend implements SandboxBackend {
   private command(spec: SandboxSpec, harness: HarnessConfig): string[] {
     return [
       process.execPath,
-      `--max-old-space-size=${heapLimitMb(spec.memoryMb)}`,
+      ...sandboxNodeFlags(spec.memoryMb),
       path.posix.join(inside.harness, path.basename(harnessPath)),
       JSON.stringify(harness),
     ];

@@ -12,7 +12,7 @@ import { computeMaxFrameBytes, type HarnessConfig } from "../sandbox/protocol.js
 import { createChildProcessChannel } from "./sandbox-channel.js";
 import { listFolder, removeFromFolder } from "./sandbox-folders.js";
 import {
-  heapLimitMb,
+  sandboxNodeFlags,
   sandboxNice,
   sandboxPath,
   type SandboxBackend,
@@ -43,7 +43,7 @@ export class ProcessSandboxBackend implements SandboxBackend {
       maxResultBytes: spec.maxResultBytes,
       maxLogBytes: spec.maxLogBytes,
     };
-    const args = [`--max-old-space-size=${heapLimitMb(spec.memoryMb)}`, harnessPath, JSON.stringify(harness)];
+    const args = [...sandboxNodeFlags(spec.memoryMb), harnessPath, JSON.stringify(harness)];
     const child = spawn(process.execPath, args, {
       cwd: tmpDir,
       env: { PATH: sandboxPath, LANG: "C.UTF-8", HOME: tmpDir, TMPDIR: tmpDir, ...spec.env },
