@@ -1,4 +1,7 @@
-/** The `FunctionCatalog` port: projects, functions, their settings and their immutable revisions. */
+/**
+ * The `FunctionCatalog` port: functions, their settings and their immutable revisions (the projects
+ * they belong to are the `ProjectCatalog`'s).
+ */
 import type { FunctionSettings, RevisionSpec } from "../domain/function-settings.js";
 
 export interface FunctionRecord {
@@ -42,8 +45,7 @@ export interface DeployResult {
 }
 
 export interface FunctionCatalog {
-  ensureProject(name: string, now: Date): Promise<void>;
-  hasProject(name: string): Promise<boolean>;
+  /** Rejects with `PROJECT_NOT_FOUND` when the project does not exist (or is being deleted). */
   deployRevision(input: DeployInput): Promise<DeployResult>;
   getFunction(project: string, name: string): Promise<FunctionRecord | null>;
   listFunctions(project: string): Promise<FunctionRecord[]>;

@@ -6,7 +6,16 @@ import type { Lane } from "../domain/lane.js";
 import { KilnError } from "../domain/errors.js";
 import { defaultSettings, type FunctionSettings, type RevisionSpec } from "../domain/function-settings.js";
 import type { Attempt, Failure, Priority, Progress, Task, TaskState } from "../domain/task.js";
-import type { ClaimedTask, EnqueueResult, FunctionRecord, NewTask, RevisionRecord } from "./store.js";
+import type {
+  ClaimedTask,
+  EnqueueResult,
+  FunctionRecord,
+  NewTask,
+  ProjectRecord,
+  RevisionRecord,
+  TokenRecord,
+  TokenScope,
+} from "./store.js";
 
 /** Where a task's log was cut at its size limit. */
 export const logTruncatedMarker = "\n[kiln: log truncated]\n";
@@ -149,6 +158,59 @@ export function toRevisionRecord(row: RevisionRow): RevisionRecord {
     sizeBytes: row.size_bytes,
     createdAt: new Date(row.created_at),
   };
+}
+
+export interface ProjectRow {
+  name: string;
+  description: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export function toProjectRecord(row: ProjectRow): ProjectRecord {
+  return {
+    name: row.name,
+    description: row.description,
+    createdAt: new Date(row.created_at),
+    updatedAt: new Date(row.updated_at),
+  };
+}
+
+/** A `tokens` row without its digest: `project` is null (and `role` 'admin') for an admin token. */
+export interface TokenRow {
+  id: string;
+  name: string;
+  project: string | null;
+  role: "admin" | "deploy" | "run" | "read";
+  created_at: number;
+  expires_at: number | null;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+/** The columns of `tokens` a `TokenRow` is read from. */
+export const tokenColumns = "id, name, project, role, created_at, expires_at, last_used_at, revoked_at";
+
+export function toTokenRecord(row: TokenRow): TokenRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    scope:
+      row.project === null || row.role === "admin"
+        ? { kind: "admin" }
+        : { kind: "project", project: row.project, role: row.role },
+    createdAt: new Date(row.created_at),
+    expiresAt: toDate(row.expires_at),
+    lastUsedAt: toDate(row.last_used_at),
+    revokedAt: toDate(row.revoked_at),
+  };
+}
+
+/** A scope as the `project` and `role` columns hold it. */
+export function tokenColumnsOf(scope: TokenScope): { project: string | null; role: TokenRow["role"] } {
+  return scope.kind === "admin"
+    ? { project: null, role: "admin" }
+    : { project: scope.project, role: scope.role };
 }
 
 export function distinctLanes(rows: LaneRow[]): Lane[] {

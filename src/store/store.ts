@@ -1,14 +1,16 @@
 /**
  * The `Store`: durable state of functions, revisions and tasks, shaped by what the dispatcher and the
- * API need rather than by one database, as one port per concern — `FunctionCatalog`, `TaskQueue`,
- * `TaskReads`, `CallbackOutbox` (and, for many nodes, `NodeRegistry` in `node-registry.ts`). Adapters:
- * `sqlite/` (embedded, one node) and `postgres/` (shared by many nodes), one file per concern. Every
- * method that changes state resolves only once the change is committed.
+ * API need rather than by one database, as one port per concern — `ProjectCatalog`, `FunctionCatalog`,
+ * `TaskQueue`, `TaskReads`, `CallbackOutbox`, `TokenRegistry` (and, for many nodes, `NodeRegistry` in
+ * `node-registry.ts`). Adapters: `sqlite/` (embedded, one node) and `postgres/` (shared by many nodes),
+ * one file per concern. Every method that changes state resolves only once the change is committed.
  */
 import type { CallbackOutbox } from "./callback-outbox.js";
 import type { FunctionCatalog } from "./function-catalog.js";
+import type { ProjectCatalog } from "./project-catalog.js";
 import type { TaskQueue } from "./task-queue.js";
 import type { TaskReads } from "./task-reads.js";
+import type { TokenRegistry } from "./token-registry.js";
 
 export type { DueCallback, CallbackOutbox } from "./callback-outbox.js";
 export type {
@@ -18,6 +20,12 @@ export type {
   FunctionRecord,
   RevisionRecord,
 } from "./function-catalog.js";
+export type {
+  DeleteProjectResult,
+  ProjectCatalog,
+  ProjectContents,
+  ProjectRecord,
+} from "./project-catalog.js";
 export type {
   AttemptEnd,
   ClaimedTask,
@@ -29,9 +37,11 @@ export type {
   TaskQueue,
 } from "./task-queue.js";
 export type { TaskPage, TaskQuery, TaskReads } from "./task-reads.js";
+export type { NewToken, TokenRecord, TokenRegistry, TokenRole, TokenScope } from "./token-registry.js";
 
 /** The parts of the store together, as the dispatcher and the API use them. */
-export interface Store extends FunctionCatalog, TaskQueue, TaskReads, CallbackOutbox {
+export interface Store
+  extends ProjectCatalog, FunctionCatalog, TaskQueue, TaskReads, CallbackOutbox, TokenRegistry {
   close(): Promise<void>;
 }
 

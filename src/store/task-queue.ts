@@ -97,7 +97,10 @@ export interface EnqueueClaim {
 }
 
 export interface TaskQueue {
-  /** Commits the tasks (all or none) before resolving: accepted means durable. */
+  /**
+   * Commits the tasks (all or none) before resolving: accepted means durable. Rejects with
+   * `PROJECT_NOT_FOUND`, storing nothing, when a task's project does not exist (or was just deleted).
+   */
   enqueueTasks(tasks: NewTask[]): Promise<EnqueueResult[]>;
   /**
    * Enqueues like `enqueueTasks` and, in the same commit, claims up to `claim.limit` queued tasks of
@@ -110,8 +113,8 @@ export interface TaskQueue {
   ): Promise<{ results: EnqueueResult[]; claimed: ClaimedTask[] }>;
   /**
    * Starts up to `limit` queued tasks of `lane`, never more than one claim per task however many nodes
-   * claim at once. Their start is made durable by the next commit (see the adapter); a crash before then
-   * runs them again.
+   * claim at once (none when the lane's project does not exist). Their start is made durable by the
+   * next commit (see the adapter); a crash before then runs them again.
    */
   claimTasks(lane: Lane, limit: number, now: Date, options?: ClaimOptions): Promise<ClaimedTask[]>;
   /** Records attempt ends; an end whose attempt is no longer the task's running one is ignored (fencing). */

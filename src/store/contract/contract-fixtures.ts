@@ -12,16 +12,21 @@ export const at = (ms: number) => new Date(t0.getTime() + ms);
 export async function storeWithFunction(makeStore: () => Promise<Store>): Promise<Store> {
   const store = await makeStore();
   await store.ensureProject(project, t0);
+  await deployLane(store, lane);
+  return store;
+}
+
+/** Deploys the lane's revision (archive bytes 1, 2, 3) as its function's current one. */
+export async function deployLane(store: Store, { project, functionName, revision }: Lane): Promise<void> {
   await store.deployRevision({
     project,
-    name: lane.functionName,
-    digest: lane.revision,
+    name: functionName,
+    digest: revision,
     spec: { runtime: "node", entry: ["index.js"] },
     archive: new Uint8Array([1, 2, 3]),
     settings: defaultSettings,
     now: t0,
   });
-  return store;
 }
 
 export function newTask(overrides: Partial<NewTask> = {}): NewTask {

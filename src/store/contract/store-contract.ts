@@ -1,14 +1,17 @@
 /**
  * The `Store` contract: the behaviour every adapter must show, as one suite run against each of them,
- * in one part per port (`function-catalog-contract.ts`, `task-queue-contract.ts`,
- * `task-reads-contract.ts`, `callback-outbox-contract.ts`). `makeStore` returns a fresh, empty store.
+ * in one part per port (`project-catalog-contract.ts`, `function-catalog-contract.ts`,
+ * `task-queue-contract.ts`, `task-reads-contract.ts`, `callback-outbox-contract.ts`,
+ * `token-registry-contract.ts`). `makeStore` returns a fresh, empty store.
  */
 import { describe } from "node:test";
 import type { Store } from "../store.js";
 import { runCallbackOutboxContract } from "./callback-outbox-contract.js";
 import { runFunctionCatalogContract } from "./function-catalog-contract.js";
+import { runProjectCatalogContract } from "./project-catalog-contract.js";
 import { runTaskQueueContract } from "./task-queue-contract.js";
 import { runTaskReadsContract } from "./task-reads-contract.js";
+import { runTokenRegistryContract } from "./token-registry-contract.js";
 
 export function runStoreContract(
   adapter: string,
@@ -16,9 +19,11 @@ export function runStoreContract(
   options: { skip?: string | false } = {},
 ): void {
   describe(`Store contract: ${adapter}`, options, () => {
+    describe("ProjectCatalog", () => runProjectCatalogContract(makeStore));
     describe("FunctionCatalog", () => runFunctionCatalogContract(makeStore));
     describe("TaskQueue", () => runTaskQueueContract(makeStore));
     describe("TaskReads", () => runTaskReadsContract(makeStore));
     describe("CallbackOutbox", () => runCallbackOutboxContract(makeStore));
+    describe("TokenRegistry", () => runTokenRegistryContract(makeStore));
   });
 }

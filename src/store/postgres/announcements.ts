@@ -1,7 +1,8 @@
 /**
  * What nodes tell each other through `NOTIFY`: lanes that have new queued tasks, the start and end of
- * tasks a caller waits on, and running tasks to cancel. Announcements go out after the commit that made them true, a turn's worth
- * in one statement; one that is lost (a node died between the two) is made up for by polling.
+ * tasks a caller waits on, running tasks to cancel, and deleted projects. Announcements go out after
+ * the commit that made them true, a turn's worth in one statement; one that is lost (a node died
+ * between the two) is made up for by polling.
  */
 import type pg from "pg";
 import type { Lane } from "../../domain/lane.js";
@@ -15,6 +16,8 @@ export interface Announcement {
   cancel: string[];
   /** Functions changed: their settings and revisions are to be read again. */
   functions: [project: string, name: string, sandboxesStale: boolean][];
+  /** Projects deleted, with their lanes: the lane ids a node cached for them are gone. */
+  projectsDeleted: string[];
 }
 
 /** One channel per schema: stores in different schemas of one database do not hear each other. */
@@ -62,8 +65,21 @@ export class Announcer {
     this.schedule();
   }
 
+  projectDeleted(project: string): void {
+    this.pending.projectsDeleted.push(project);
+    this.schedule();
+  }
+
   private empty(): Announcement {
-    return { from: this.nodeId, lanes: [], started: [], ended: [], cancel: [], functions: [] };
+    return {
+      from: this.nodeId,
+      lanes: [],
+      started: [],
+      ended: [],
+      cancel: [],
+      functions: [],
+      projectsDeleted: [],
+    };
   }
 
   private schedule(): void {
@@ -108,6 +124,7 @@ export class Announcer {
     for (const id of announcement.ended) add(id, (p) => p.ended.push(id));
     for (const id of announcement.cancel) add(id, (p) => p.cancel.push(id));
     for (const fn of announcement.functions) add(fn.map(String), (p) => p.functions.push(fn));
+    for (const project of announcement.projectsDeleted) add(project, (p) => p.projectsDeleted.push(project));
     if (size > 0) payloads.push(JSON.stringify(part));
     return payloads;
   }
@@ -125,6 +142,7 @@ export function parseAnnouncement(payload: string | undefined): Announcement | n
       ended: value.ended ?? [],
       cancel: value.cancel ?? [],
       functions: value.functions ?? [],
+      projectsDeleted: value.projectsDeleted ?? [],
     };
   } catch {
     return null;

@@ -63,6 +63,13 @@ describe("PostgreSQL migration 003", { timeout: 60_000, skip: skipWithoutDatabas
       }
 
       const store = await database.openStore(schema, "node-old");
+      // The later migrations run too: 005 gives the project an empty description, updated when created.
+      assert.deepEqual(await store.getProject(project), {
+        name: project,
+        description: "",
+        createdAt: t0,
+        updatedAt: t0,
+      });
       for (const row of rows) {
         assert.deepEqual(await store.getTask(project, row.id), toTask(row), `${row.state} ${row.id}`);
         assert.equal(await store.getTaskLog(project, row.id), row.log);

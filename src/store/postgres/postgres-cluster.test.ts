@@ -232,6 +232,41 @@ describe("nodes sharing one PostgreSQL schema", { timeout: 30_000, skip: skipWit
     assert.deepEqual(heardByA.functions, ["default/hello true"]);
   });
 
+  test("after a project is deleted and created again, the node that deleted it and a node told of it claim from its new lanes", async () => {
+    const schema = database.fresh();
+    const a = await database.openStore(schema, "node-a");
+    const b = await database.openStore(schema, "node-b");
+    await deployHello(a);
+    await joinCluster(a);
+    const heardByB = await joinCluster(b);
+    // Both nodes know the lane's ids: b enqueued into it, a claimed from it.
+    const first = newTask();
+    await b.enqueueTasks([first]);
+    await a.claimTasks(lane, 1, at(1));
+    await a.finishAttempts([
+      { taskId: first.id, attempt: 1, startedAt: at(1), finishedAt: at(2), ...succeeded },
+    ]);
+    assert.deepEqual(await a.deleteProject(project), { deleted: true });
+    await deployHello(a);
+    const second = newTask();
+    await b.enqueueTasks([second]);
+    assert.deepEqual(
+      (await a.claimTasks(lane, 5, at(3))).map((task) => task.id),
+      [second.id],
+      "the node that deleted the project",
+    );
+    heardByB.lanes = [];
+    const third = newTask();
+    await a.enqueueTasks([third]);
+    // The deletion was announced before this enqueue: node b has heard it once it hears of the lane.
+    await waitFor(() => Promise.resolve(heardByB.lanes.length > 0), "node b hears of the lane");
+    assert.deepEqual(
+      (await b.claimTasks(lane, 5, at(4))).map((task) => task.id),
+      [third.id],
+      "a node told of the deletion",
+    );
+  });
+
   test("a node that leaves hands its running tasks back at once and is listed as not alive", async () => {
     const schema = database.fresh();
     const store = await database.openStore(schema, "node-leaving");

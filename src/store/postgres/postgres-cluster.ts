@@ -169,7 +169,11 @@ export class PostgresCluster implements Cluster {
     setTimeout(() => {
       if (this.left) return;
       this.listen().then(
-        () => this.events?.poll(),
+        () => {
+          // A project deleted meanwhile went unheard: look every lane id up again.
+          this.store.forgetLaneIds();
+          this.events?.poll();
+        },
         (error: unknown) => {
           this.options.onError?.(error);
           if (this.listener !== null) this.reconnect(this.listener);
@@ -192,5 +196,6 @@ export class PostgresCluster implements Cluster {
     for (const [project, name, stale] of announcement.functions) {
       events.functionChangedElsewhere(project, name, stale);
     }
+    for (const project of announcement.projectsDeleted) this.store.forgetLaneIds(project);
   }
 }

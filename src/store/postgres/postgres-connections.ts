@@ -122,7 +122,7 @@ export class PostgresConnections {
         "-c enable_hashjoin=off -c enable_mergejoin=off -c jit=off",
     );
     this.announce = new Announcer(this.db, channelOf(this.schema), this.nodeId);
-    this.laneIds = new PostgresLaneIds(this.db);
+    this.laneIds = new PostgresLaneIds((work) => this.transaction(work));
   }
 
   /** Applies missing migrations, in one transaction that nodes starting together take turns on. */

@@ -1,6 +1,7 @@
-/** The PostgreSQL `FunctionCatalog`: projects, functions and revisions (archives included). */
+/** The PostgreSQL `FunctionCatalog`: functions and revisions (archives included). */
 import { defaultSettings, type FunctionSettings } from "../../domain/function-settings.js";
 import type { DeployInput, DeployResult, FunctionCatalog, FunctionRecord, RevisionRecord } from "../store.js";
+import { projectNotFound } from "../project-catalog.js";
 import { toFunctionRecord, toRevisionRecord, type FunctionRow, type RevisionRow } from "../rows.js";
 import type { PostgresConnections } from "./postgres-connections.js";
 import { countInRunningSql } from "./queue-statements.js";
@@ -8,22 +9,6 @@ import { selectFunction, selectFunctionSql, toBuffer, type Queryable } from "./s
 
 export class PostgresFunctionCatalog implements FunctionCatalog {
   constructor(private readonly connections: PostgresConnections) {}
-
-  async ensureProject(name: string, now: Date): Promise<void> {
-    // $1 name, $2 now (epoch ms)
-    await this.connections.db.query({
-      text: "INSERT INTO projects (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-      values: [name, now.getTime()],
-    });
-  }
-
-  async hasProject(name: string): Promise<boolean> {
-    const { rowCount } = await this.connections.db.query({
-      text: "SELECT 1 FROM projects WHERE name = $1",
-      values: [name],
-    });
-    return rowCount !== 0;
-  }
 
   deployRevision(input: DeployInput): Promise<DeployResult> {
     return this.connections.transaction(async (db) => {
@@ -34,12 +19,29 @@ export class PostgresFunctionCatalog implements FunctionCatalog {
         text: "SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))",
         values: [input.project, input.name],
       });
-      const existing = await selectFunction(db, input.project, input.name);
-      // $1 digest, $2 the archive bytes
-      await db.query({
-        text: "INSERT INTO archives (digest, data) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        values: [input.digest, toBuffer(input.archive)],
+      // $1 project, held (KEY SHARE) as the foreign key of `functions` would hold it, but first: a
+      // deletion of the project locks it, then the archives, so taking them in that order too means
+      // neither waits for the other in a circle.
+      const { rowCount: projects } = await db.query({
+        text: "SELECT 1 FROM projects WHERE name = $1 FOR KEY SHARE",
+        values: [input.project],
       });
+      if (projects === 0) throw projectNotFound(input.project);
+      const existing = await selectFunction(db, input.project, input.name);
+      // $1 digest, $2 the archive bytes. The archive is then held (KEY SHARE): the deletion of another
+      // project whose revisions used it may have locked it to delete it, so wait for that, and put it
+      // back if it went.
+      const insertArchive = () =>
+        db.query({
+          text: "INSERT INTO archives (digest, data) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+          values: [input.digest, toBuffer(input.archive)],
+        });
+      await insertArchive();
+      const { rowCount: archives } = await db.query({
+        text: "SELECT 1 FROM archives WHERE digest = $1 FOR KEY SHARE",
+        values: [input.digest],
+      });
+      if (archives === 0) await insertArchive();
       // $1 project, $2 function, $3 digest, $4 spec JSON, $5 archive size, $6 now
       await db.query({
         text: `INSERT INTO revisions (project, function_name, digest, spec, size_bytes, created_at)

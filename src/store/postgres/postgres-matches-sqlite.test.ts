@@ -5,9 +5,10 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import type { Lane } from "../../domain/lane.js";
+import type { KilnError } from "../../domain/errors.js";
 import { defaultSettings } from "../../domain/function-settings.js";
 import { SqliteStore } from "../sqlite/sqlite-store.js";
-import type { Store } from "../store.js";
+import type { NewToken, Store, TokenScope } from "../store.js";
 import {
   at,
   lane,
@@ -308,6 +309,75 @@ async function recordScript(store: Store): Promise<[string, unknown][]> {
   ])
     await see(`listTasks ${JSON.stringify(query)}`, store.listTasks({ project, limit: 10, ...query }));
   await assert.rejects(async () => store.listTasks({ project, limit: 1, cursor: "bogus" }), /cursor/);
+
+  await see("createProject", store.createProject("gone", "to be deleted", at(200)));
+  await see("createProject again", store.createProject("gone", "twice", at(201)));
+  await see("getProject", store.getProject(project));
+  await see("updateProject", store.updateProject("gone", { description: "soon gone" }, at(202)));
+  await see("updateProject unknown", store.updateProject("nope", {}, at(202)));
+  await see("listProjects", store.listProjects());
+  await see("countProjectContents", store.countProjectContents(project));
+  const token = (n: number, scope: TokenScope): NewToken => ({
+    id: `tok_${n}`,
+    name: `token ${n}`,
+    digest: Buffer.alloc(32, n),
+    scope,
+    createdAt: at(210 + (n % 2)),
+    expiresAt: n === 2 ? at(9000) : null,
+  });
+  await see("createToken admin", store.createToken(token(1, { kind: "admin" })));
+  await see("createToken", store.createToken(token(2, { kind: "project", project, role: "deploy" })));
+  await see(
+    "createToken gone",
+    store.createToken(token(3, { kind: "project", project: "gone", role: "read" })),
+  );
+  await see(
+    "createToken unknown",
+    store.createToken(token(4, { kind: "project", project: "nope", role: "run" })),
+  );
+  await see("findToken", store.findToken(Buffer.alloc(32, 2)));
+  await see("recordTokenUse", store.recordTokenUse(["tok_1", "tok_2", "tok_9"], at(220)));
+  await see("recordTokenUse earlier", store.recordTokenUse(["tok_1"], at(215)));
+  await see("revokeToken", store.revokeToken("tok_2", at(230)));
+  await see("revokeToken again", store.revokeToken("tok_2", at(231)));
+  await see("revokeToken unknown", store.revokeToken("tok_9", at(231)));
+  await see("listTokens", store.listTokens());
+  await see("listTokens gone", store.listTokens("gone"));
+  const gone: Lane = { project: "gone", functionName: "shared", revision: lane.revision };
+  await store.deployRevision({
+    project: gone.project,
+    name: gone.functionName,
+    digest: gone.revision,
+    spec: { runtime: "node", entry: ["index.js"] },
+    archive: new Uint8Array([1, 2, 3]),
+    settings: {},
+    now: at(240),
+  });
+  await see("enqueue gone", store.enqueueTasks([newTask({ id: id(20), ...gone, callbackUrl })]));
+  const [goneTask] = await see("claim gone", store.claimTasks(gone, 1, at(241)));
+  await see(
+    "finish gone",
+    store.finishAttempts([
+      { taskId: goneTask!.id, attempt: 1, startedAt: at(241), finishedAt: at(242), ...succeeded, log: "bye" },
+    ]),
+  );
+  await see("countProjectContents gone", store.countProjectContents("gone"));
+  await see("deleteProject unfinished", store.deleteProject(project));
+  await see("deleteProject", store.deleteProject("gone"));
+  await see("deleteProject again", store.deleteProject("gone"));
+  await see("getTask deleted", store.getTask("gone", id(20)));
+  await see("getTaskLog deleted", store.getTaskLog("gone", id(20)));
+  await see("getFunction deleted", store.getFunction("gone", gone.functionName));
+  await see("getRevisionArchive shared", store.getRevisionArchive(lane.revision));
+  await see("listTokens after delete", store.listTokens());
+  await see("listProjects after delete", store.listProjects());
+  await see("nextCallbackAt after delete", store.nextCallbackAt());
+  await see(
+    "enqueue deleted",
+    store
+      .enqueueTasks([newTask({ id: id(21), ...gone })])
+      .catch((error: unknown) => (error as KilnError).code),
+  );
   return record;
 }
 

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { KilnError } from "../../domain/errors.js";
 import { runStoreContract } from "../contract/store-contract.js";
 import { migrations } from "./migrations/index.js";
 import type { PostgresStore } from "./postgres-store.js";
@@ -24,6 +25,42 @@ import {
 
 const database = new TestDatabase(testDatabaseUrl ?? "");
 const admin = database.admin;
+
+/** Waits until a statement of the schema's stores whose text contains `sql` waits for a lock. */
+function waitForLockWait(sql: string, what: string): Promise<void> {
+  return waitFor(async () => {
+    const { rows } = await admin.query<{ waiting: number }>(
+      `SELECT count(*)::int AS waiting FROM pg_stat_activity
+        WHERE application_name LIKE 'kiln %' AND wait_event_type = 'Lock' AND strpos(query, $1) > 0`,
+      [sql],
+    );
+    return rows[0]?.waiting === 1;
+  }, what);
+}
+
+/** A store with `hello` deployed, whose lane's ids it has cached by running one task through. */
+async function storeWithLaneKnown(schema: string, nodeId?: string): Promise<PostgresStore> {
+  const store = await openStore(schema, nodeId);
+  await deployHello(store);
+  await store.enqueueTasks([newTask()]);
+  const [claimed] = await store.claimTasks(lane, 1, at(1));
+  await store.finishAttempts([
+    {
+      taskId: claimed!.id,
+      attempt: 1,
+      startedAt: at(1),
+      finishedAt: at(2),
+      outcome: "succeeded",
+      failure: null,
+      result: "null",
+      log: "",
+      next: { state: "succeeded" },
+    },
+  ]);
+  return store;
+}
+
+const projectNotFound = (error: unknown) => error instanceof KilnError && error.code === "PROJECT_NOT_FOUND";
 const freshSchema = () => database.fresh();
 const openStore = (schema: string, nodeId?: string) => database.openStore(schema, nodeId);
 if (testDatabaseUrl !== null) await database.check();
@@ -170,6 +207,119 @@ describe(
       assert.deepEqual(
         rows.map((row) => row.name),
         migrations.map((migration) => migration.name),
+      );
+    });
+
+    test("an enqueue into a project being deleted waits for the deletion, then is refused and stores nothing", async () => {
+      const schema = freshSchema();
+      const store = await storeWithLaneKnown(schema);
+      // The deletion is held back at its tokens, with the project locked and its lanes deleted.
+      const locker = await admin.connect();
+      let deletion: Promise<unknown> = Promise.resolve();
+      let enqueue: Promise<unknown> = Promise.resolve();
+      try {
+        await locker.query("BEGIN");
+        await locker.query(`LOCK TABLE ${schema}.tokens IN ACCESS EXCLUSIVE MODE`);
+        deletion = store.deleteProject(project);
+        await waitForLockWait("DELETE FROM tokens", "the deletion waits for the tokens");
+        enqueue = store.enqueueTasks([newTask()]).catch((error: unknown) => error);
+        await waitForLockWait("FOR KEY SHARE OF p", "the enqueue waits for the project");
+      } finally {
+        await locker.query("COMMIT");
+        locker.release();
+      }
+      assert.deepEqual(await deletion, { deleted: true });
+      assert.ok(projectNotFound(await enqueue), "the enqueue is refused");
+      const { rows } = await admin.query<{ tasks: number; lanes: number }>(
+        `SELECT (SELECT count(*)::int FROM ${schema}.tasks) AS tasks, (SELECT count(*)::int FROM ${schema}.lanes) AS lanes`,
+      );
+      assert.deepEqual(rows[0], { tasks: 0, lanes: 0 });
+    });
+
+    test("a deletion of a project waits for an enqueue into it in flight, then counts its task and refuses", async () => {
+      const schema = freshSchema();
+      const store = await storeWithLaneKnown(schema);
+      // The enqueue is held back at its idempotency key, which an uncommitted task holds.
+      const locker = await admin.connect();
+      let enqueue: Promise<unknown> = Promise.resolve();
+      let deletion: Promise<unknown> = Promise.resolve();
+      const task = newTask({ idempotencyKey: "k" });
+      try {
+        await locker.query("BEGIN");
+        await locker.query(
+          `INSERT INTO ${schema}.tasks (id, project, lane_id, state, priority, idempotency_key, timeout_s, created_at, run_at)
+             VALUES ('blocker', $1, 0, 'succeeded', 0, 'k', 60, 0, 0)`,
+          [project],
+        );
+        enqueue = store.enqueueTasks([task]);
+        await waitForLockWait("FOR KEY SHARE OF p", "the enqueue waits for the key");
+        deletion = store.deleteProject(project);
+        await waitForLockWait("FOR UPDATE", "the deletion waits for the enqueue");
+      } finally {
+        await locker.query("ROLLBACK");
+        locker.release();
+      }
+      assert.equal(((await enqueue) as { created: boolean }[])[0]?.created, true);
+      assert.deepEqual(await deletion, { deleted: false, reason: "unfinished_tasks", unfinishedTasks: 1 });
+      assert.equal((await store.getTask(project, task.id))?.state, "queued");
+    });
+
+    test("a retry, a deploy and a token into a project being deleted wait for the deletion and are refused", async () => {
+      const schema = freshSchema();
+      const store = await storeWithLaneKnown(schema);
+      const [finished] = (await store.listTasks({ project, limit: 1 })).tasks;
+      // The deletion is held back after its count, before it deletes the tasks.
+      const locker = await admin.connect();
+      let deletion: Promise<unknown> = Promise.resolve();
+      let writes: Promise<unknown[]> = Promise.resolve([]);
+      try {
+        await locker.query("BEGIN");
+        await locker.query(`LOCK TABLE ${schema}.task_payloads IN ACCESS EXCLUSIVE MODE`);
+        deletion = store.deleteProject(project);
+        await waitForLockWait("DELETE FROM task_payloads", "the deletion waits for the payloads");
+        writes = Promise.all([
+          store.requeueFinishedTask(project, finished!.id, at(5)),
+          deployHello(store).catch((error: unknown) => error),
+          store.createToken({
+            id: "tok_late",
+            name: "late",
+            digest: Buffer.alloc(32, 7),
+            scope: { kind: "project", project, role: "read" },
+            createdAt: at(5),
+            expiresAt: null,
+          }),
+        ]);
+        await waitForLockWait("WITH live AS", "the retry waits for the project");
+        await waitForLockWait("SELECT 1 FROM projects WHERE name = $1 FOR KEY SHARE", "the deploy waits");
+        await waitForLockWait("INSERT INTO tokens", "the token waits for the project");
+      } finally {
+        await locker.query("COMMIT");
+        locker.release();
+      }
+      assert.deepEqual(await deletion, { deleted: true });
+      const [requeued, deployed, created] = await writes;
+      assert.equal(requeued, null, "the retry found no task");
+      assert.ok(projectNotFound(deployed), "the deploy is refused");
+      assert.equal(created, false, "the token is refused");
+      const { rows } = await admin.query<{ count: number }>(
+        `SELECT ((SELECT count(*) FROM ${schema}.tasks) + (SELECT count(*) FROM ${schema}.functions)
+              + (SELECT count(*) FROM ${schema}.tokens) + (SELECT count(*) FROM ${schema}.projects))::int AS count`,
+      );
+      assert.equal(rows[0]?.count, 0, "nothing of the project is left");
+    });
+
+    test("a node whose lane ids went stale when another node deleted and re-created the project enqueues and claims anew", async () => {
+      const schema = freshSchema();
+      const nodeB = await storeWithLaneKnown(schema, "node-b");
+      const nodeA = await openStore(schema, "node-a");
+      assert.deepEqual(await nodeA.deleteProject(project), { deleted: true });
+      await deployHello(nodeA);
+      const task = newTask();
+      assert.equal((await nodeB.enqueueTasks([task]))[0]?.created, true);
+      assert.equal((await nodeA.getTask(project, task.id))?.state, "queued");
+      assert.deepEqual(
+        (await nodeB.claimTasks(lane, 5, at(3))).map((claimed) => claimed.id),
+        [task.id],
       );
     });
 

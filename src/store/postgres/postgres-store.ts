@@ -1,35 +1,41 @@
 /**
  * The distributed `Store`: PostgreSQL, shared by every node, made of one part per concern — the
- * function catalog, the task queue (with the recovery of lost attempts), task reads and the callback
- * outbox — over one set of connections (`postgres-connections.ts`).
+ * project and function catalogs, the task queue (with the recovery of lost attempts), task reads, the
+ * callback outbox and the token registry — over one set of connections (`postgres-connections.ts`).
  */
 import type { Store } from "../store.js";
 import { PostgresCallbackOutbox } from "./postgres-callback-outbox.js";
 import { PostgresConnections, type PostgresStoreOptions } from "./postgres-connections.js";
 import { PostgresFunctionCatalog } from "./postgres-function-catalog.js";
+import { PostgresProjectCatalog } from "./postgres-project-catalog.js";
 import { PostgresTaskQueue } from "./postgres-task-queue.js";
 import { PostgresTaskReads } from "./postgres-task-reads.js";
 import { PostgresTaskRecovery, type Recovery } from "./postgres-task-recovery.js";
+import { PostgresTokenRegistry } from "./postgres-token-registry.js";
 
 export type { PostgresStoreOptions } from "./postgres-connections.js";
 export type { Recovery } from "./postgres-task-recovery.js";
 
 export class PostgresStore implements Store {
   private readonly connections: PostgresConnections;
+  private readonly projects: PostgresProjectCatalog;
   private readonly functions: PostgresFunctionCatalog;
   private readonly queue: PostgresTaskQueue;
   private readonly recovery: PostgresTaskRecovery;
   private readonly reads: PostgresTaskReads;
   private readonly callbacks: PostgresCallbackOutbox;
+  private readonly tokens: PostgresTokenRegistry;
 
   /** Connects lazily and does not migrate: see `open`. */
   constructor(options: PostgresStoreOptions) {
     this.connections = new PostgresConnections(options);
+    this.projects = new PostgresProjectCatalog(this.connections);
     this.functions = new PostgresFunctionCatalog(this.connections);
     this.queue = new PostgresTaskQueue(this.connections);
     this.recovery = new PostgresTaskRecovery(this.connections);
     this.reads = new PostgresTaskReads(this.connections);
     this.callbacks = new PostgresCallbackOutbox(this.connections);
+    this.tokens = new PostgresTokenRegistry(this.connections);
   }
 
   /** A store whose schema is migrated to the latest version. */
@@ -57,8 +63,24 @@ export class PostgresStore implements Store {
     return this.connections.nodeId;
   }
 
-  readonly ensureProject: Store["ensureProject"] = (...args) => this.functions.ensureProject(...args);
-  readonly hasProject: Store["hasProject"] = (...args) => this.functions.hasProject(...args);
+  /**
+   * Forgets the lane ids cached for `project` (for every project, without one): another node deleted
+   * it, and its lanes with it.
+   */
+  forgetLaneIds(project?: string): void {
+    this.connections.laneIds.forgetProject(project);
+  }
+
+  readonly ensureProject: Store["ensureProject"] = (...args) => this.projects.ensureProject(...args);
+  readonly hasProject: Store["hasProject"] = (...args) => this.projects.hasProject(...args);
+  readonly createProject: Store["createProject"] = (...args) => this.projects.createProject(...args);
+  readonly getProject: Store["getProject"] = (...args) => this.projects.getProject(...args);
+  readonly listProjects: Store["listProjects"] = (...args) => this.projects.listProjects(...args);
+  readonly updateProject: Store["updateProject"] = (...args) => this.projects.updateProject(...args);
+  readonly countProjectContents: Store["countProjectContents"] = (...args) =>
+    this.projects.countProjectContents(...args);
+  readonly deleteProject: Store["deleteProject"] = (...args) => this.projects.deleteProject(...args);
+
   readonly deployRevision: Store["deployRevision"] = (...args) => this.functions.deployRevision(...args);
   readonly getFunction: Store["getFunction"] = (...args) => this.functions.getFunction(...args);
   readonly listFunctions: Store["listFunctions"] = (...args) => this.functions.listFunctions(...args);
@@ -119,6 +141,12 @@ export class PostgresStore implements Store {
   readonly nextCallbackAt: Store["nextCallbackAt"] = (...args) => this.callbacks.nextCallbackAt(...args);
   readonly recordCallbackAttempt: Store["recordCallbackAttempt"] = (...args) =>
     this.callbacks.recordCallbackAttempt(...args);
+
+  readonly createToken: Store["createToken"] = (...args) => this.tokens.createToken(...args);
+  readonly findToken: Store["findToken"] = (...args) => this.tokens.findToken(...args);
+  readonly listTokens: Store["listTokens"] = (...args) => this.tokens.listTokens(...args);
+  readonly revokeToken: Store["revokeToken"] = (...args) => this.tokens.revokeToken(...args);
+  readonly recordTokenUse: Store["recordTokenUse"] = (...args) => this.tokens.recordTokenUse(...args);
 
   /** Ends the pools once; later calls wait for the same end. Drops nothing. */
   close(): Promise<void> {

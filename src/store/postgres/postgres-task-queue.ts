@@ -12,11 +12,12 @@ import type {
   EnqueueResult,
   NewTask,
 } from "../store.js";
+import { projectNotFound } from "../project-catalog.js";
 import { distinctLanes, logTruncatedMarker, showClaimedAsRunning, type LaneRow } from "../rows.js";
 import type { PostgresConnections } from "./postgres-connections.js";
 import { selectTask } from "./postgres-task-reads.js";
 import { claimSql, finishAttemptsSql } from "./queue-statements.js";
-import { insertTasks, laneKeyOf, toStoredAttempt } from "./statements.js";
+import { insertTasks, laneKeyOf, toStoredAttempt, type Queryable } from "./statements.js";
 
 interface ClaimRow {
   seq: number;
@@ -37,18 +38,36 @@ export class PostgresTaskQueue {
     // One INSERT is one commit: the existing tasks of repeated keys are read after it, and they are
     // committed tasks that nothing deletes.
     if (tasks.length === 0) return [];
-    const laneIds = await this.laneIdsOf(tasks);
-    const results = await insertTasks(this.connections.db, tasks, laneIds);
+    const results = await this.insert(this.connections.db, tasks);
     this.announceQueued(results);
     return results;
   }
 
-  /** The lane id of every task's lane, by `laneKeyOf`. */
+  /**
+   * Inserts the tasks (`insertTasks`), or rejects with `PROJECT_NOT_FOUND`. A batch refused for a lane
+   * id cached before its project was deleted (and maybe created again since, through another node) is
+   * tried once more with its lanes looked up afresh.
+   */
+  private async insert(db: Queryable, tasks: NewTask[]): Promise<EnqueueResult[]> {
+    const first = await insertTasks(db, tasks, await this.laneIdsOf(tasks));
+    if (Array.isArray(first)) return first;
+    this.connections.laneIds.forget(tasks);
+    const laneIds = await this.laneIdsOf(tasks);
+    const again = await insertTasks(db, tasks, laneIds);
+    if (Array.isArray(again)) return again;
+    const refused = tasks.find((task) => again.refusedLaneIds.includes(laneIds.get(laneKeyOf(task)) ?? -1));
+    throw projectNotFound(refused?.project ?? tasks[0]?.project ?? "");
+  }
+
+  /** The lane id of every task's lane, by `laneKeyOf`; rejects when a task's project does not exist. */
   private async laneIdsOf(tasks: NewTask[]): Promise<Map<string, number>> {
     const ids = new Map<string, number>();
     for (const task of tasks) {
       const key = laneKeyOf(task);
-      if (!ids.has(key)) ids.set(key, (await this.connections.laneIds.of(task)).laneId);
+      if (ids.has(key)) continue;
+      const lane = await this.connections.laneIds.of(task);
+      if (lane === null) throw projectNotFound(task.project);
+      ids.set(key, lane.laneId);
     }
     return ids;
   }
@@ -75,9 +94,8 @@ export class PostgresTaskQueue {
     tasks: NewTask[],
     claim: EnqueueClaim,
   ): Promise<{ results: EnqueueResult[]; claimed: ClaimedTask[] }> {
-    const laneIds = await this.laneIdsOf(tasks);
     const db = claim.durable === false ? this.connections.fastDb : this.connections.db;
-    const results = tasks.length === 0 ? [] : await insertTasks(db, tasks, laneIds);
+    const results = tasks.length === 0 ? [] : await this.insert(db, tasks);
     const claimed = await this.claimTasks(claim.lane, claim.limit, claim.now, {
       maxConcurrency: claim.maxConcurrency,
     }).catch(() => []);
@@ -95,7 +113,9 @@ export class PostgresTaskQueue {
     { order = "priority", maxConcurrency = 0 }: ClaimOptions = {},
   ): Promise<ClaimedTask[]> {
     if (limit <= 0) return [];
-    const { laneId, slotId } = await this.connections.laneIds.of(lane);
+    const ids = await this.connections.laneIds.of(lane);
+    if (ids === null) return [];
+    const { laneId, slotId } = ids;
     // $1 lane, $2 its function's slot, $3 limit, $4 now (epoch ms), $5 this node, $6 maxConcurrency (0: none)
     const { rows } = await this.connections.fastDb.query<ClaimRow>({
       name: `kiln_claim_${order}`,
@@ -228,13 +248,16 @@ export class PostgresTaskQueue {
   }
 
   async requeueFinishedTask(project: string, id: string, now: Date): Promise<Task | null> {
-    // $1 project, $2 task, $3 now. Its result and callback go; its attempts and log stay.
+    // $1 project, $2 task, $3 now. Its result and callback go; its attempts and log stay. The project's
+    // row is held as an enqueue holds it (see `insertTasks`): a deletion of the project waits for this
+    // to commit (and then counts the task as queued), or this waits for the deletion and finds nothing.
     await this.connections.db.query({
-      text: `WITH again AS (
+      text: `WITH live AS (SELECT name FROM projects WHERE name = $1 FOR KEY SHARE),
+             again AS (
                UPDATE tasks
                   SET state = 'queued', run_at = $3, finished_at = NULL, progress = NULL, charged_attempts = 0,
                       lost_attempts = 0
-                WHERE project = $1 AND id = $2
+                WHERE project IN (SELECT name FROM live) AND id = $2
                   AND state IN ('succeeded', 'failed', 'timed_out', 'out_of_memory', 'cancelled')
                RETURNING seq, lane_id, priority),
              queued AS (INSERT INTO ready (seq, lane_id, priority) SELECT seq, lane_id, priority FROM again),

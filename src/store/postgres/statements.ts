@@ -32,16 +32,25 @@ export function laneKeyOf(task: { project: string; functionName: string; revisio
  * Inserts tasks in one statement: the task, its payload and its place in `ready` or `delayed`. A
  * repeated idempotency key inserts nothing and returns the task holding it. `laneIds` has the id of
  * every task's lane (see `laneKeyOf`).
+ *
+ * The batch is refused whole (nothing inserted, the refused lane ids returned) when a lane is gone or
+ * its project is: the statement holds the project's row (KEY SHARE, the lock a foreign key from
+ * `tasks` would take) before it inserts, so a project's deletion, which holds that row FOR UPDATE from
+ * its start, either waits for this insert to commit (and then counts its tasks and refuses) or makes
+ * it wait, and it then finds the project deleted (READ COMMITTED re-reads the locked row). A lane id is
+ * gone when it was cached before its project was deleted.
  */
 export async function insertTasks(
   db: Queryable,
   tasks: NewTask[],
   laneIds: ReadonlyMap<string, number>,
-): Promise<EnqueueResult[]> {
+): Promise<EnqueueResult[] | { refusedLaneIds: number[] }> {
   // $1..$13 one array element per task, in the order given: ORDER BY position hands out seq in that
   // order, which is the FIFO order of claims. A key repeated in the batch or held by an earlier task
   // (even one another node is inserting now: ON CONFLICT waits for its transaction) inserts nothing.
-  const { rows: inserted } = await db.query<{ seq: number; id: string }>({
+  // $14 the batch's lane ids, once each. The locks of `live` are taken before any row goes in: the
+  // sort for ORDER BY reads all of `n`, through the filter on `refused`, before it hands on a row.
+  const { rows } = await db.query<{ seq: number; id: string; refused_lane_id: number | null }>({
     name: "kiln_insert_tasks",
     text: `WITH n AS (
              SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::int[], $6::text[],
@@ -49,12 +58,16 @@ export async function insertTasks(
                                   $13::boolean[])
                WITH ORDINALITY AS n(id, project, lane_id, state, priority, payload, label, idempotency_key,
                                     timeout_s, created_at, run_at, callback_url, awaited, position)),
+           live AS (
+             SELECT l.id FROM lanes l JOIN projects p ON p.name = l.project
+              WHERE l.id = ANY($14::int[]) FOR KEY SHARE OF p),
+           refused AS (SELECT unnest($14::int[]) AS lane_id EXCEPT SELECT id FROM live),
            inserted AS (
              INSERT INTO tasks (id, project, lane_id, state, priority, label, idempotency_key, timeout_s,
                                 created_at, run_at, callback_url, awaited)
              SELECT id, project, lane_id, state, priority, label, idempotency_key, timeout_s, created_at,
                     run_at, callback_url, awaited
-             FROM n ORDER BY position
+             FROM n WHERE NOT EXISTS (SELECT 1 FROM refused) ORDER BY position
              ON CONFLICT (project, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
              RETURNING seq, id, lane_id, state, priority, run_at),
            payloads AS (
@@ -64,7 +77,8 @@ export async function insertTasks(
              SELECT seq, lane_id, priority FROM inserted WHERE state = 'queued'),
            waiting AS (
              INSERT INTO delayed (seq, lane_id, run_at) SELECT seq, lane_id, run_at FROM inserted WHERE state = 'delayed')
-           SELECT seq, id FROM inserted`,
+           SELECT seq, id, NULL::int AS refused_lane_id FROM inserted
+           UNION ALL SELECT NULL, NULL, lane_id FROM refused`,
     values: [
       tasks.map((task) => task.id),
       tasks.map((task) => task.project),
@@ -83,9 +97,12 @@ export async function insertTasks(
       tasks.map((task) => task.runAt.getTime()),
       tasks.map((task) => task.callbackUrl),
       tasks.map((task) => task.awaited ?? false),
+      [...new Set(laneIds.values())],
     ],
   });
-  const created = new Set(inserted.map((row) => row.id));
+  const refusedLaneIds = rows.flatMap((row) => (row.refused_lane_id === null ? [] : [row.refused_lane_id]));
+  if (refusedLaneIds.length > 0) return { refusedLaneIds };
+  const created = new Set(rows.map((row) => row.id));
   const skipped = tasks.filter((task) => !created.has(task.id));
   const existing = new Map<string, TaskRow>();
   if (skipped.length > 0) {

@@ -49,6 +49,13 @@ test("SQLite migration 005 carries tasks in every state over unchanged, and each
 
     const store = new SqliteStore({ path: file, maxLogChars: 1000 });
     try {
+      // Migration 006 runs too: the project gets an empty description, updated when it was created.
+      assert.deepEqual(await store.getProject(project), {
+        name: project,
+        description: "",
+        createdAt: t0,
+        updatedAt: t0,
+      });
       for (const row of rows) {
         assert.deepEqual(await store.getTask(project, row.id), toTask(row), `${row.state} ${row.id}`);
         assert.equal(await store.getTaskLog(project, row.id), row.log);

@@ -1,28 +1,17 @@
-/** The SQLite `FunctionCatalog`: projects, functions and revisions (archives included). */
+/** The SQLite `FunctionCatalog`: functions and revisions (archives included). */
 import { defaultSettings, type FunctionSettings } from "../../domain/function-settings.js";
 import type { DeployInput, DeployResult, FunctionCatalog, FunctionRecord, RevisionRecord } from "../store.js";
+import { projectNotFound } from "../project-catalog.js";
 import { toFunctionRecord, toRevisionRecord, type FunctionRow, type RevisionRow } from "../rows.js";
 import type { SqliteDatabase } from "./sqlite-database.js";
 
 export class SqliteFunctionCatalog implements FunctionCatalog {
   constructor(private readonly database: SqliteDatabase) {}
 
-  ensureProject(name: string, now: Date): Promise<void> {
-    return this.database.commits.write(() => {
-      this.database
-        .sql("INSERT INTO projects (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING")
-        .run(name, now.getTime());
-    }, true);
-  }
-
-  hasProject(name: string): Promise<boolean> {
-    return Promise.resolve(
-      this.database.sql("SELECT 1 FROM projects WHERE name = ?").get(name) !== undefined,
-    );
-  }
-
   deployRevision(input: DeployInput): Promise<DeployResult> {
     return this.database.commits.write(() => {
+      if (this.database.sql("SELECT 1 FROM projects WHERE name = ?").get(input.project) === undefined)
+        throw projectNotFound(input.project);
       const now = input.now.getTime();
       const existing = this.selectFunction(input.project, input.name);
       this.database

@@ -1,34 +1,51 @@
 /**
  * The embedded `Store`: better-sqlite3 in WAL mode, with group commit for writes, made of one part per
- * concern — the function catalog, the task queue, task reads and the callback outbox — over one
- * database (`sqlite-database.ts`).
+ * concern — the project and function catalogs, the task queue, task reads, the callback outbox and the
+ * token registry — over one database (`sqlite-database.ts`).
  */
 import type { Store } from "../store.js";
 import { SqliteCallbackOutbox } from "./sqlite-callback-outbox.js";
 import { SqliteDatabase, type SqliteStoreOptions } from "./sqlite-database.js";
 import { SqliteFunctionCatalog } from "./sqlite-function-catalog.js";
+import { SqliteLaneIds } from "./sqlite-lane-ids.js";
+import { SqliteProjectCatalog } from "./sqlite-project-catalog.js";
 import { SqliteTaskQueue } from "./sqlite-task-queue.js";
 import { SqliteTaskReads } from "./sqlite-task-reads.js";
+import { SqliteTokenRegistry } from "./sqlite-token-registry.js";
 
 export type { SqliteStoreOptions } from "./sqlite-database.js";
 
 export class SqliteStore implements Store {
   private readonly database: SqliteDatabase;
+  private readonly projects: SqliteProjectCatalog;
   private readonly functions: SqliteFunctionCatalog;
   private readonly queue: SqliteTaskQueue;
   private readonly reads: SqliteTaskReads;
   private readonly callbacks: SqliteCallbackOutbox;
+  private readonly tokens: SqliteTokenRegistry;
 
   constructor(options: SqliteStoreOptions) {
     this.database = new SqliteDatabase(options);
+    // One cache of lane ids: a project's deletion makes the queue forget the lanes it deleted.
+    const laneIds = new SqliteLaneIds(this.database);
+    this.projects = new SqliteProjectCatalog(this.database, laneIds);
     this.functions = new SqliteFunctionCatalog(this.database);
-    this.queue = new SqliteTaskQueue(this.database);
+    this.queue = new SqliteTaskQueue(this.database, laneIds);
     this.reads = new SqliteTaskReads(this.database);
     this.callbacks = new SqliteCallbackOutbox(this.database);
+    this.tokens = new SqliteTokenRegistry(this.database);
   }
 
-  readonly ensureProject: Store["ensureProject"] = (...args) => this.functions.ensureProject(...args);
-  readonly hasProject: Store["hasProject"] = (...args) => this.functions.hasProject(...args);
+  readonly ensureProject: Store["ensureProject"] = (...args) => this.projects.ensureProject(...args);
+  readonly hasProject: Store["hasProject"] = (...args) => this.projects.hasProject(...args);
+  readonly createProject: Store["createProject"] = (...args) => this.projects.createProject(...args);
+  readonly getProject: Store["getProject"] = (...args) => this.projects.getProject(...args);
+  readonly listProjects: Store["listProjects"] = (...args) => this.projects.listProjects(...args);
+  readonly updateProject: Store["updateProject"] = (...args) => this.projects.updateProject(...args);
+  readonly countProjectContents: Store["countProjectContents"] = (...args) =>
+    this.projects.countProjectContents(...args);
+  readonly deleteProject: Store["deleteProject"] = (...args) => this.projects.deleteProject(...args);
+
   readonly deployRevision: Store["deployRevision"] = (...args) => this.functions.deployRevision(...args);
   readonly getFunction: Store["getFunction"] = (...args) => this.functions.getFunction(...args);
   readonly listFunctions: Store["listFunctions"] = (...args) => this.functions.listFunctions(...args);
@@ -68,6 +85,12 @@ export class SqliteStore implements Store {
   readonly nextCallbackAt: Store["nextCallbackAt"] = (...args) => this.callbacks.nextCallbackAt(...args);
   readonly recordCallbackAttempt: Store["recordCallbackAttempt"] = (...args) =>
     this.callbacks.recordCallbackAttempt(...args);
+
+  readonly createToken: Store["createToken"] = (...args) => this.tokens.createToken(...args);
+  readonly findToken: Store["findToken"] = (...args) => this.tokens.findToken(...args);
+  readonly listTokens: Store["listTokens"] = (...args) => this.tokens.listTokens(...args);
+  readonly revokeToken: Store["revokeToken"] = (...args) => this.tokens.revokeToken(...args);
+  readonly recordTokenUse: Store["recordTokenUse"] = (...args) => this.tokens.recordTokenUse(...args);
 
   close(): Promise<void> {
     this.database.close();

@@ -14,6 +14,7 @@ import type {
   NewTask,
   TaskQueue,
 } from "../store.js";
+import { projectNotFound } from "../project-catalog.js";
 import {
   distinctLanes,
   newTaskRecord,
@@ -23,7 +24,7 @@ import {
   type TaskRow,
 } from "../rows.js";
 import type { SqliteDatabase } from "./sqlite-database.js";
-import { SqliteLaneIds } from "./sqlite-lane-ids.js";
+import type { LaneIds, SqliteLaneIds } from "./sqlite-lane-ids.js";
 import { selectTask } from "./sqlite-task-reads.js";
 import { writeNow } from "./sqlite-errors.js";
 import {
@@ -48,11 +49,11 @@ interface ClaimRow {
 const finalStates = "('succeeded', 'failed', 'timed_out', 'out_of_memory', 'cancelled')";
 
 export class SqliteTaskQueue implements TaskQueue {
-  private readonly laneIds: SqliteLaneIds;
-
-  constructor(private readonly database: SqliteDatabase) {
-    this.laneIds = new SqliteLaneIds(database);
-  }
+  /** `laneIds` is shared with the project catalog, which makes it forget the lanes of a deleted project. */
+  constructor(
+    private readonly database: SqliteDatabase,
+    private readonly laneIds: SqliteLaneIds,
+  ) {}
 
   enqueueTasks(tasks: NewTask[]): Promise<EnqueueResult[]> {
     return this.withLaneIds(tasks, [], (laneIds) =>
@@ -61,34 +62,41 @@ export class SqliteTaskQueue implements TaskQueue {
   }
 
   /**
-   * Runs `write` with the lane ids of `tasks`, created first (committed apart, see `SqliteLaneIds`) with
-   * those of `lanes`; a refusal to create them (a full disk) rejects instead of throwing.
+   * Runs `write` with the lane ids of `tasks` and of `lanes` (null where the lane's project does not
+   * exist), created first (committed apart, see `SqliteLaneIds`). A task whose project does not exist,
+   * or a refusal to create a lane (a full disk), rejects instead of throwing.
    */
   private withLaneIds<T>(
     tasks: NewTask[],
     lanes: Lane[],
-    write: (laneIds: number[]) => Promise<T>,
+    write: (laneIds: number[], claimLanes: (LaneIds | null)[]) => Promise<T>,
   ): Promise<T> {
     let laneIds: number[];
+    let claimLanes: (LaneIds | null)[];
     try {
-      laneIds = tasks.map((task) => this.laneIds.of(task).laneId);
-      lanes.forEach((lane) => this.laneIds.of(lane));
+      laneIds = tasks.map((task) => {
+        const ids = this.laneIds.of(task);
+        if (ids === null) throw projectNotFound(task.project);
+        return ids.laneId;
+      });
+      claimLanes = lanes.map((lane) => this.laneIds.of(lane));
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
-    return write(laneIds);
+    return write(laneIds, claimLanes);
   }
 
   enqueueAndClaimTasks(
     tasks: NewTask[],
     claim: EnqueueClaim,
   ): Promise<{ results: EnqueueResult[]; claimed: ClaimedTask[] }> {
-    return this.withLaneIds(tasks, [claim.lane], (laneIds) => {
+    return this.withLaneIds(tasks, [claim.lane], (laneIds, [claimLane]) => {
       const apply = () => {
         const results = this.insertTasks(tasks, laneIds);
-        const claimed = this.claimNow(claim.lane, claim.limit, claim.now, {
-          maxConcurrency: claim.maxConcurrency,
-        });
+        const options = { maxConcurrency: claim.maxConcurrency };
+        const claimed = claimLane
+          ? this.claimNow(claim.lane, claimLane, claim.limit, claim.now, options)
+          : [];
         showClaimedAsRunning(results, claimed);
         return { results, claimed };
       };
@@ -105,6 +113,7 @@ export class SqliteTaskQueue implements TaskQueue {
 
   /** Inserts each task with its payload and its place in `ready` or `delayed`; `laneIds[i]` is task i's. */
   private insertTasks(tasks: NewTask[], laneIds: number[]): EnqueueResult[] {
+    this.laneIds.assertLive(tasks, laneIds);
     // A repeated idempotency key inserts nothing; the existing task is returned instead.
     const insert = this.database.sql<unknown[], { seq: number }>(
       `INSERT INTO tasks (id, project, lane_id, state, priority, label, idempotency_key, timeout_s, created_at,
@@ -145,19 +154,21 @@ export class SqliteTaskQueue implements TaskQueue {
   claimTasks(lane: Lane, limit: number, now: Date, options: ClaimOptions = {}): Promise<ClaimedTask[]> {
     // Claims share the group commit with the attempt ends of their turn (at NORMAL, no fsync): lanes
     // claim ahead in batches, so the turn this waits is not on the path of a task's start.
-    return this.withLaneIds([], [lane], () =>
-      this.database.commits.write(() => this.claimNow(lane, limit, now, options), false),
+    return this.withLaneIds([], [lane], (_, [ids]) =>
+      ids
+        ? this.database.commits.write(() => this.claimNow(lane, ids, limit, now, options), false)
+        : Promise.resolve([]),
     );
   }
 
   /** Runs inside a transaction: takes the head of the lane from `ready` within the function's slots. */
   private claimNow(
     lane: Lane,
+    { laneId, slotId }: LaneIds,
     wanted: number,
     now: Date,
     { order = "priority", maxConcurrency = 0 }: ClaimOptions,
   ): ClaimedTask[] {
-    const { laneId, slotId } = this.laneIds.of(lane);
     const running =
       this.database
         .sql<[number], { running: number }>("SELECT running FROM function_slots WHERE id = ?")

@@ -3,6 +3,7 @@ import * as oldestFirstClaims from "./002-oldest-first-claims.js";
 import * as callbacks from "./003-callbacks.js";
 import * as runningPerFunction from "./004-running-per-function.js";
 import * as queueTables from "./005-queue-tables.js";
+import * as projectsAndTokens from "./006-projects-and-tokens.js";
 
 /** Applied in order; the database's `user_version` is the number of migrations applied. */
 export const migrations: readonly { up: string }[] = [
@@ -11,4 +12,5 @@ export const migrations: readonly { up: string }[] = [
   callbacks,
   runningPerFunction,
   queueTables,
+  projectsAndTokens,
 ];
