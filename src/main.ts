@@ -36,6 +36,7 @@ export interface RunningNode {
   warnings: string[];
   app: FastifyInstance;
   dispatcher: Dispatcher;
+  store: Store;
   /**
    * Stops the node gracefully: no more claims at once, running tasks get `graceMs` (default 0) to finish,
    * then the rest are handed back (queued again, not `lost`, not charged) and the node exits. API calls
@@ -184,6 +185,7 @@ async function startOnLockedDir(
     warnings: isolation === "process" ? [processIsolationWarning] : [],
     app,
     dispatcher: running,
+    store,
     logger,
     async close({ graceMs = 0, signal, onWaiting, onHandedBack }: CloseOptions = {}) {
       running.stopClaiming();

@@ -1,6 +1,12 @@
 /** How records leave the API: JSON with ISO times, and never a function's env values. */
 import type { Task } from "../domain/task.js";
-import type { FunctionRecord, RevisionRecord } from "../store/store.js";
+import type {
+  FunctionRecord,
+  ProjectContents,
+  ProjectRecord,
+  RevisionRecord,
+  TokenRecord,
+} from "../store/store.js";
 
 export function presentFunction(fn: FunctionRecord) {
   const { env, ...settings } = fn.settings;
@@ -56,5 +62,29 @@ export function presentTask(task: Task, created?: boolean) {
     failure: task.failure,
     progress: task.progress,
     ...(created === undefined ? {} : { created }),
+  };
+}
+
+export function presentProject(project: ProjectRecord, contents?: ProjectContents) {
+  return {
+    name: project.name,
+    description: project.description,
+    createdAt: project.createdAt.toISOString(),
+    updatedAt: project.updatedAt.toISOString(),
+    ...(contents === undefined ? {} : { usage: contents }),
+  };
+}
+
+/** A token as listed: never its secret, which only the answer that created it holds. */
+export function presentToken(token: TokenRecord) {
+  return {
+    id: token.id,
+    name: token.name,
+    role: token.scope.kind === "admin" ? "admin" : token.scope.role,
+    project: token.scope.kind === "admin" ? null : token.scope.project,
+    createdAt: token.createdAt.toISOString(),
+    expiresAt: token.expiresAt?.toISOString() ?? null,
+    lastUsedAt: token.lastUsedAt?.toISOString() ?? null,
+    revokedAt: token.revokedAt?.toISOString() ?? null,
   };
 }

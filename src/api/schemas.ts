@@ -138,3 +138,61 @@ export const WaitQuery = Type.Object(
   { timeoutS: Type.Optional(Type.Number({ minimum: 0, maximum: 60 })) },
   { additionalProperties: false },
 );
+
+const description = Type.String({
+  maxLength: 500,
+  pattern: noNul,
+  description: `what the project is for, at most 500 characters; ${noNulWords}`,
+});
+
+export const CreateProjectBody = Type.Object(
+  { name: name("project name"), description: Type.Optional(description) },
+  { additionalProperties: false },
+);
+
+export const ProjectPatch = Type.Object(
+  { description: Type.Optional(description) },
+  { additionalProperties: false },
+);
+
+export const DeleteProjectQuery = Type.Object(
+  {
+    cancelTasks: Type.Optional(
+      Type.Boolean({ description: "cancel the project's queued, delayed and running tasks first" }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const TokenParams = Type.Object({ id: Type.String({ maxLength: 64, description: "a token id" }) });
+
+export const CreateTokenBody = Type.Object(
+  {
+    name: Type.String({
+      minLength: 1,
+      maxLength: 100,
+      pattern: noNul,
+      description: `a name to know the token by; ${noNulWords}`,
+    }),
+    project: Type.Optional(name("project name")),
+    role: Type.Union(
+      [Type.Literal("admin"), Type.Literal("deploy"), Type.Literal("run"), Type.Literal("read")],
+      {
+        description: "admin (every project; no project given), or deploy, run or read within `project`",
+      },
+    ),
+    expiresInS: Type.Optional(
+      Type.Integer({
+        minimum: 60,
+        maximum: 10 * 365 * 86_400,
+        description: "seconds until the token expires",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const TokenListQuery = Type.Object(
+  { project: Type.Optional(name("project name")) },
+  { additionalProperties: false },
+);

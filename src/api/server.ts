@@ -13,13 +13,17 @@ import { answerFrameworkError, registerErrorHandling } from "./error-handler.js"
 import { functionRoutes } from "./routes/function-routes.js";
 import { invokeRoutes } from "./routes/invoke-routes.js";
 import { nodeRoutes } from "./routes/node-routes.js";
+import { projectRoutes } from "./routes/project-routes.js";
 import { taskRoutes } from "./routes/task-routes.js";
+import { tokenRoutes } from "./routes/token-routes.js";
+import { StoredTokens } from "./stored-tokens.js";
 
 export interface ApiOptions {
   store: Store;
   dispatcher: Dispatcher;
   cluster: Cluster;
   config: Readonly<Config>;
+  /** The bootstrap admin token; tokens kept in the store work too. */
   token: string;
   /** What `/healthz` reports as the isolation level in force. */
   isolation: string;
@@ -83,7 +87,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     void parseJson(request, text, done);
   });
   registerErrorHandling(app);
-  registerAuth(app, options.token);
+  // Half a second: a token revoked on one node is refused by every node within a second.
+  registerAuth(app, options.token, new StoredTokens(options.store, { ttlMs: 500, logger: app.log }));
   await app.register(fastifySwagger, {
     openapi: {
       info: { title: "Kiln API", version: "1", description: "Deploy functions and run them as tasks." },
@@ -99,6 +104,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     sandboxes: { ...options.sandboxUsage(), memoryBudgetMb: options.config.memoryBudgetMb },
   }));
   app.get("/openapi.json", { schema: { hide: true } }, () => app.swagger());
+  await app.register(projectRoutes(context));
+  await app.register(tokenRoutes(context));
   await app.register(functionRoutes(context));
   await app.register(taskRoutes(context));
   await app.register(invokeRoutes(context));

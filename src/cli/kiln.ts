@@ -6,9 +6,12 @@ import { globalOptions, globalUsage, type Command } from "./command.js";
 import { deployCommand } from "./commands/deploy.js";
 import { functionsCommand, revisionsCommand, rollbackCommand } from "./commands/functions.js";
 import { invokeCommand } from "./commands/invoke.js";
+import { projectsCommand } from "./commands/projects.js";
 import { runCommand } from "./commands/run.js";
 import { serveCommand } from "./commands/serve.js";
 import { cancelCommand, logsCommand, retryCommand, taskCommand, tasksCommand } from "./commands/tasks.js";
+import { tokensCommand } from "./commands/tokens.js";
+import { findFirstPositional } from "./subcommand.js";
 
 const commands: readonly Command[] = [
   serveCommand,
@@ -23,6 +26,8 @@ const commands: readonly Command[] = [
   logsCommand,
   cancelCommand,
   retryCommand,
+  projectsCommand,
+  tokensCommand,
 ];
 
 function formatUsage(): string {
@@ -38,23 +43,8 @@ ${globalUsage}
 kiln <command> --help shows the command's arguments and flags.`;
 }
 
-/** The index of the command name: the first argument that is neither a flag nor a global flag's value. */
-function findCommandIndex(args: readonly string[]): number {
-  const takesValue = new Set(
-    Object.entries(globalOptions)
-      .filter(([, option]) => option.type === "string")
-      .map(([name]) => `--${name}`),
-  );
-  for (let index = 0; index < args.length; index += 1) {
-    const arg = args[index] as string;
-    if (takesValue.has(arg)) index += 1;
-    else if (!arg.startsWith("-")) return index;
-  }
-  return -1;
-}
-
 async function runKiln(args: string[]): Promise<number> {
-  const commandIndex = findCommandIndex(args);
+  const commandIndex = findFirstPositional(args, globalOptions);
   const wantsHelp = args.includes("--help") || args.includes("-h");
   if (commandIndex === -1) {
     if (wantsHelp) {
@@ -81,6 +71,8 @@ function reportError(error: unknown): void {
       process.stderr.write(
         "hint: pass --token or set KILN_TOKEN (default: the file <data dir>/admin-token)\n",
       );
+    } else if (error.code === "PROJECT_HAS_TASKS") {
+      process.stderr.write("hint: --cancel-tasks cancels them first (running tasks are stopped)\n");
     } else if (error.code === "NETWORK_ERROR") {
       process.stderr.write(
         "hint: is the server running (kiln serve)? Set --url or KILN_URL to reach another\n",

@@ -22,10 +22,21 @@ export function shortenDigest(digest: string): string {
 export function formatAge(timestamp: string, nowMs: number = Date.now()): string {
   const ageS = Math.max(0, Math.round((nowMs - Date.parse(timestamp)) / 1000));
   if (Number.isNaN(ageS)) return timestamp;
-  if (ageS < 60) return `${ageS}s ago`;
-  if (ageS < 3600) return `${Math.floor(ageS / 60)}m ago`;
-  if (ageS < 86_400) return `${Math.floor(ageS / 3600)}h ago`;
-  return `${Math.floor(ageS / 86_400)}d ago`;
+  return `${formatSpanS(ageS)} ago`;
+}
+
+/** `"in 45s"`, `"in 3m"`, `"in 2h"`, `"in 5d"`; a time already past as `formatAge` shows it. */
+export function formatUntil(timestamp: string, nowMs: number = Date.now()): string {
+  const untilS = Math.round((Date.parse(timestamp) - nowMs) / 1000);
+  if (Number.isNaN(untilS)) return timestamp;
+  return untilS > 0 ? `in ${formatSpanS(untilS)}` : formatAge(timestamp, nowMs);
+}
+
+function formatSpanS(spanS: number): string {
+  if (spanS < 60) return `${spanS}s`;
+  if (spanS < 3600) return `${Math.floor(spanS / 60)}m`;
+  if (spanS < 86_400) return `${Math.floor(spanS / 3600)}h`;
+  return `${Math.floor(spanS / 86_400)}d`;
 }
 
 /** `"850ms"`, `"12.3s"`, `"4m 05s"`. */

@@ -227,3 +227,66 @@ export interface TaskPage {
   /** Pass as `cursor` to get the next page; null on the last page. */
   nextCursor: string | null;
 }
+
+/** A named group of functions, tasks and tokens; every server has `default`. */
+export interface Project {
+  name: string;
+  /** What the project is for; `""` when none was given. */
+  description: string;
+  createdAt: IsoTimestamp;
+  updatedAt: IsoTimestamp;
+}
+
+/** A project as `getProject` shows it: with what it holds now. */
+export interface ProjectWithUsage extends Project {
+  usage: {
+    functions: number;
+    /** Queued, delayed or running tasks: a project that has any cannot be deleted without cancelling them. */
+    unfinishedTasks: number;
+  };
+}
+
+/** Every role a token can have, the most powerful first. */
+export const tokenRoles = ["admin", "deploy", "run", "read"] as const;
+
+/**
+ * What a token may do. `admin`: everything, in every project. The others only in their project, each
+ * allowing what the ones after it do: `deploy` (deploy, change and roll back functions), `run` (create,
+ * cancel and retry tasks, invoke), `read` (read the project, its functions and tasks).
+ */
+export type TokenRole = (typeof tokenRoles)[number];
+
+/** A token kept by the server. Its secret is never listed: only `createToken`'s answer holds it. */
+export interface ApiToken {
+  /** `tok_…`: pass to `revokeToken`. */
+  id: string;
+  name: string;
+  role: TokenRole;
+  /** The project a `deploy`, `run` or `read` token works in; null for an admin token. */
+  project: string | null;
+  createdAt: IsoTimestamp;
+  /** Null when it never expires. */
+  expiresAt: IsoTimestamp | null;
+  /** Recorded at most once a minute per node, so up to a minute late. Null if never used. */
+  lastUsedAt: IsoTimestamp | null;
+  /** Null until revoked; a revoked token stays listed. */
+  revokedAt: IsoTimestamp | null;
+}
+
+/** The body of `createToken`. */
+export interface TokenInput {
+  /** A name to know the token by, 1..100 characters. */
+  name: string;
+  role: TokenRole;
+  /** The project the token works in: required for `deploy`, `run` and `read`, refused for `admin`. */
+  project?: string;
+  /** Seconds until it expires, 60..315,360,000 (10 years). Default: never. */
+  expiresInS?: number;
+}
+
+/** What `createToken` resolves with. */
+export interface CreatedToken {
+  token: ApiToken;
+  /** The bearer token itself (`kiln_t_…`). The server keeps only its SHA-256: it cannot show it again. */
+  secret: string;
+}

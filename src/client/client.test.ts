@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { Task, TaskInput } from "./api-types.js";
+import type { ApiToken, Project, Task, TaskInput } from "./api-types.js";
 import { createClient } from "./client.js";
 import { KilnApiError } from "./kiln-api-error.js";
 
@@ -34,9 +34,9 @@ function createFakeFetch(answer: (request: SeenRequest) => FakeAnswer) {
     const { status = 200, body, text, headers = {} } = answer(request);
     const contentType: Record<string, string> =
       text === undefined ? { "content-type": "application/json; charset=utf-8" } : {};
-    return Promise.resolve(
-      new Response(text ?? JSON.stringify(body), { status, headers: { ...contentType, ...headers } }),
-    );
+    // A 204 has no body at all (the Response constructor refuses one).
+    const payload = status === 204 ? null : (text ?? JSON.stringify(body));
+    return Promise.resolve(new Response(payload, { status, headers: { ...contentType, ...headers } }));
   };
   return { fetch, seen };
 }
@@ -246,4 +246,112 @@ test("a server that cannot be reached gives NETWORK_ERROR", async () => {
     assert.match(error.message, /ECONNREFUSED/);
     return true;
   });
+});
+
+const project: Project = {
+  name: "shop",
+  description: "the web shop",
+  createdAt: "2025-03-01T12:00:00.000Z",
+  updatedAt: "2025-03-02T12:00:00.000Z",
+};
+
+const token: ApiToken = {
+  id: "tok_1",
+  name: "ci",
+  role: "deploy",
+  project: "shop",
+  createdAt: "2025-03-01T12:00:00.000Z",
+  expiresAt: null,
+  lastUsedAt: null,
+  revokedAt: null,
+};
+
+/** What a request looked like, in one comparable value. */
+function describeRequest(request: SeenRequest | undefined) {
+  return {
+    method: request?.method,
+    path: request?.url.pathname,
+    query: Object.fromEntries(request?.url.searchParams ?? []),
+    body: request?.body,
+  };
+}
+
+test("the project methods call the project routes and resolve with the parsed answers", async () => {
+  const withUsage = { ...project, usage: { functions: 2, unfinishedTasks: 5 } };
+  const { fetch, seen } = createFakeFetch((request) => {
+    if (request.url.pathname === "/v1/projects") {
+      return request.method === "GET" ? { body: { projects: [project] } } : { status: 201, body: project };
+    }
+    return { body: request.method === "GET" ? withUsage : project };
+  });
+  const client = createClient({ url: "http://kiln.test", token: "secret", project: "shop", fetch });
+  assert.deepEqual(await client.listProjects(), [project]);
+  assert.deepEqual(await client.createProject("shop", { description: "the web shop" }), project);
+  assert.deepEqual(await client.createProject("bare"), project);
+  assert.deepEqual(await client.getProject(), withUsage);
+  await client.getProject("other team");
+  assert.deepEqual(await client.updateProject("shop", { description: "d" }), project);
+  assert.deepEqual(seen.map(describeRequest), [
+    { method: "GET", path: "/v1/projects", query: {}, body: undefined },
+    { method: "POST", path: "/v1/projects", query: {}, body: { name: "shop", description: "the web shop" } },
+    { method: "POST", path: "/v1/projects", query: {}, body: { name: "bare" } },
+    { method: "GET", path: "/v1/projects/shop", query: {}, body: undefined },
+    { method: "GET", path: "/v1/projects/other%20team", query: {}, body: undefined },
+    { method: "PATCH", path: "/v1/projects/shop", query: {}, body: { description: "d" } },
+  ]);
+});
+
+test("deleteProject resolves on a 204 without a body and sends cancelTasks only when given", async () => {
+  const { fetch, seen } = createFakeFetch(() => ({ status: 204 }));
+  const client = createClient({ url: "http://kiln.test", token: "secret", fetch });
+  assert.equal(await client.deleteProject("shop"), undefined);
+  await client.deleteProject("shop", { cancelTasks: true });
+  await client.deleteProject("shop", { cancelTasks: false });
+  assert.deepEqual(seen.map(describeRequest), [
+    { method: "DELETE", path: "/v1/projects/shop", query: {}, body: undefined },
+    { method: "DELETE", path: "/v1/projects/shop", query: { cancelTasks: "true" }, body: undefined },
+    { method: "DELETE", path: "/v1/projects/shop", query: { cancelTasks: "false" }, body: undefined },
+  ]);
+});
+
+test("deleteProject of a project with unfinished tasks throws PROJECT_HAS_TASKS with their count", async () => {
+  const { fetch } = createFakeFetch(() => ({
+    status: 409,
+    body: { error: { code: "PROJECT_HAS_TASKS", message: "3 tasks", details: { unfinishedTasks: 3 } } },
+  }));
+  const client = createClient({ url: "http://kiln.test", token: "secret", fetch });
+  await assert.rejects(client.deleteProject("shop"), (error: unknown) => {
+    assert.ok(error instanceof KilnApiError);
+    assert.equal(error.code, "PROJECT_HAS_TASKS");
+    assert.equal(error.status, 409);
+    assert.deepEqual(error.details, { unfinishedTasks: 3 });
+    return true;
+  });
+});
+
+test("the token methods call the token routes and resolve with the parsed answers", async () => {
+  const revoked = { ...token, revokedAt: "2025-03-03T12:00:00.000Z" };
+  const { fetch, seen } = createFakeFetch((request) => {
+    switch (request.method) {
+      case "POST":
+        return { status: 201, body: { token, secret: "kiln_t_abc" } };
+      case "DELETE":
+        return { body: revoked };
+      default:
+        return { body: { tokens: [revoked, token] } };
+    }
+  });
+  // The client's project plays no part in token routes: a token's project is named in the call.
+  const client = createClient({ url: "http://kiln.test", token: "secret", project: "elsewhere", fetch });
+  const input = { name: "ci", role: "deploy", project: "shop", expiresInS: 3600 } as const;
+  assert.deepEqual(await client.createToken(input), { token, secret: "kiln_t_abc" });
+  assert.deepEqual(await client.listTokens(), [revoked, token]);
+  await client.listTokens({ project: "shop" });
+  assert.deepEqual(await client.revokeToken("tok_1/x"), revoked);
+  assert.deepEqual(seen.map(describeRequest), [
+    { method: "POST", path: "/v1/tokens", query: {}, body: input },
+    { method: "GET", path: "/v1/tokens", query: {}, body: undefined },
+    { method: "GET", path: "/v1/tokens", query: { project: "shop" }, body: undefined },
+    { method: "DELETE", path: "/v1/tokens/tok_1%2Fx", query: {}, body: undefined },
+  ]);
 });

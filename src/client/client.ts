@@ -1,5 +1,7 @@
 /** The Kiln SDK: one typed method per route of the HTTP API (docs/api.md). */
 import type {
+  ApiToken,
+  CreatedToken,
   DeployResult,
   FunctionPatch,
   Health,
@@ -7,12 +9,15 @@ import type {
   InvokeOutcome,
   InvokePending,
   KilnFunction,
+  Project,
+  ProjectWithUsage,
   Revision,
   Task,
   TaskInput,
   TaskPage,
   TaskQuery,
   TaskState,
+  TokenInput,
 } from "./api-types.js";
 import { KilnApiError } from "./kiln-api-error.js";
 import { createTransport, type RawResponse } from "./transport.js";
@@ -101,6 +106,47 @@ export interface KilnClient {
   cancelTask(id: string): Promise<Task>;
   /** Queues a finished task again. */
   retryTask(id: string): Promise<Task>;
+  /** The projects the token may see, by name: all of them for an admin token, its own for a project token. */
+  listProjects(): Promise<Project[]>;
+  /**
+   * Creates an empty project (admin token). Throws `KilnApiError` with code `PROJECT_EXISTS` (409) when
+   * the name is taken, `FORBIDDEN` (403) with a project token.
+   */
+  createProject(name: string, options?: { description?: string }): Promise<Project>;
+  /**
+   * The project (default: the client's) with how many functions and unfinished tasks it holds. Any role
+   * of the project may read it; `PROJECT_NOT_FOUND` (404) when it does not exist or is not the token's.
+   */
+  getProject(name?: string): Promise<ProjectWithUsage>;
+  /** Changes the description (admin token). `PROJECT_NOT_FOUND` (404), `FORBIDDEN` (403). */
+  updateProject(name: string, patch: { description?: string }): Promise<Project>;
+  /**
+   * Deletes the project with its functions, revisions, tasks and tokens (admin token). Throws
+   * `KilnApiError` with code `PROJECT_HAS_TASKS` (409, `details.unfinishedTasks`) while it has queued,
+   * delayed or running tasks, unless `cancelTasks` is true: then the server cancels them first and waits
+   * up to 10 s for running ones to end. `PROJECT_NOT_FOUND` (404), `FORBIDDEN` (403).
+   *
+   * @example
+   * await kiln.deleteProject("staging", { cancelTasks: true });
+   */
+  deleteProject(name: string, options?: { cancelTasks?: boolean }): Promise<void>;
+  /**
+   * Creates a token (admin token) and resolves with its secret, which no later call shows again. Throws
+   * `KilnApiError` with code `BAD_REQUEST` (400) when `project` is missing for a project role or given
+   * for `admin`, `PROJECT_NOT_FOUND` (404) for an unknown project, `FORBIDDEN` (403) with a project token.
+   *
+   * @example
+   * const { token, secret } = await kiln.createToken({ name: "ci", role: "deploy", project: "shop" });
+   * // Hand `secret` to CI as KILN_TOKEN; `token.id` is what revokeToken takes.
+   */
+  createToken(input: TokenInput): Promise<CreatedToken>;
+  /** Tokens newest first, revoked ones too; `project` keeps those of one project (admin token). */
+  listTokens(options?: { project?: string }): Promise<ApiToken[]>;
+  /**
+   * Revokes the token (admin token): every node refuses it within a second. Resolves with it, `revokedAt`
+   * set; revoking it again changes nothing. `TOKEN_NOT_FOUND` (404) for an unknown id.
+   */
+  revokeToken(id: string): Promise<ApiToken>;
 }
 
 /** The most tasks the server takes in one request. */
@@ -226,6 +272,24 @@ export function createClient(options: ClientOptions): KilnClient {
     getTaskLog: (id) => transport.requestText("GET", `${taskPath(id)}/log`),
     cancelTask: (id) => requestJson("POST", `${taskPath(id)}/cancel`),
     retryTask: (id) => requestJson("POST", `${taskPath(id)}/retry`),
+    listProjects: async () => (await requestJson<{ projects: Project[] }>("GET", "/v1/projects")).projects,
+    createProject: (name, createOptions = {}) =>
+      requestJson("POST", "/v1/projects", { json: { name, description: createOptions.description } }),
+    getProject: (name) => requestJson("GET", projectPath(name)),
+    updateProject: (name, patch) => requestJson("PATCH", projectPath(name), { json: patch }),
+    async deleteProject(name, deleteOptions = {}) {
+      const { cancelTasks } = deleteOptions;
+      // 204 without a body: nothing to parse.
+      await transport.request("DELETE", projectPath(name), {
+        query: { cancelTasks: cancelTasks === undefined ? undefined : String(cancelTasks) },
+      });
+    },
+    createToken: (input) => requestJson("POST", "/v1/tokens", { json: input }),
+    async listTokens(listOptions = {}) {
+      const query = { project: listOptions.project };
+      return (await requestJson<{ tokens: ApiToken[] }>("GET", "/v1/tokens", { query })).tokens;
+    },
+    revokeToken: (id) => requestJson("DELETE", `/v1/tokens/${encodeURIComponent(id)}`),
   };
 }
 

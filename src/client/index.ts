@@ -3,10 +3,12 @@ export { createClient, isTaskFinal, maxTasksPerRequest } from "./client.js";
 export type { ClientOptions, KilnClient } from "./client.js";
 export { KilnApiError } from "./kiln-api-error.js";
 export { packFunction } from "./pack-function.js";
-export { taskStates } from "./api-types.js";
+export { taskStates, tokenRoles } from "./api-types.js";
 export type {
+  ApiToken,
   Attempt,
   Backoff,
+  CreatedToken,
   DeployResult,
   Failure,
   FailureKind,
@@ -20,10 +22,14 @@ export type {
   KilnFunction,
   Priority,
   Progress,
+  Project,
+  ProjectWithUsage,
   Revision,
   Task,
   TaskInput,
   TaskPage,
   TaskQuery,
   TaskState,
+  TokenInput,
+  TokenRole,
 } from "./api-types.js";

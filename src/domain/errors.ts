@@ -16,11 +16,21 @@ export const errorCatalog = {
     summary: "A callback URL points at a loopback, private, link-local or unspecified address.",
   },
   UNAUTHORIZED: { status: 401, summary: "The bearer token is missing or wrong." },
+  FORBIDDEN: {
+    status: 403,
+    summary: "The token is valid but its scope or role does not allow this route.",
+  },
   PROJECT_NOT_FOUND: { status: 404, summary: "No project has this name." },
+  TOKEN_NOT_FOUND: { status: 404, summary: "No token has this id." },
   FUNCTION_NOT_FOUND: { status: 404, summary: "No function has this name in the project." },
   REVISION_NOT_FOUND: { status: 404, summary: "The function has no revision with this digest." },
   TASK_NOT_FOUND: { status: 404, summary: "No task has this id in the project." },
   ROUTE_NOT_FOUND: { status: 404, summary: "No API route matches the method and path." },
+  PROJECT_EXISTS: { status: 409, summary: "A project with this name exists already." },
+  PROJECT_HAS_TASKS: {
+    status: 409,
+    summary: "A project with queued, delayed or running tasks cannot be deleted without cancelling them.",
+  },
   TASK_NOT_FINISHED: { status: 409, summary: "Only a finished task can be retried." },
   TASK_ALREADY_FINISHED: { status: 409, summary: "A finished task cannot be cancelled." },
   TOO_MANY_REQUESTS: {

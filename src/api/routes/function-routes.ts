@@ -25,6 +25,7 @@ export function functionRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
       "/v1/projects/:project/functions/:name",
       {
         schema: { params: FunctionParams, summary: "Deploy a function directory (tar.gz) as a new revision" },
+        config: { access: "deploy" },
       },
       async (request, reply) => {
         const { project, name } = request.params;
@@ -52,20 +53,24 @@ export function functionRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
       },
     );
 
-    app.get("/v1/projects/:project/functions", { schema: { params: ProjectParams } }, async (request) => {
-      await context.requireProject(request.params.project);
-      return { functions: (await store.listFunctions(request.params.project)).map(presentFunction) };
-    });
+    app.get(
+      "/v1/projects/:project/functions",
+      { schema: { params: ProjectParams }, config: { access: "read" } },
+      async (request) => {
+        await context.requireProject(request.params.project);
+        return { functions: (await store.listFunctions(request.params.project)).map(presentFunction) };
+      },
+    );
 
     app.get(
       "/v1/projects/:project/functions/:name",
-      { schema: { params: FunctionParams } },
+      { schema: { params: FunctionParams }, config: { access: "read" } },
       async (request) => presentFunction(await requireFunction(request.params.project, request.params.name)),
     );
 
     app.patch(
       "/v1/projects/:project/functions/:name",
-      { schema: { params: FunctionParams, body: FunctionPatch } },
+      { schema: { params: FunctionParams, body: FunctionPatch }, config: { access: "deploy" } },
       async (request) => {
         const { project, name } = request.params;
         const fn = await requireFunction(project, name);
@@ -89,7 +94,7 @@ export function functionRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
 
     app.get(
       "/v1/projects/:project/functions/:name/revisions",
-      { schema: { params: FunctionParams } },
+      { schema: { params: FunctionParams }, config: { access: "read" } },
       async (request) => {
         const { project, name } = request.params;
         const fn = await requireFunction(project, name);
@@ -100,7 +105,7 @@ export function functionRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
 
     app.post(
       "/v1/projects/:project/functions/:name/rollback",
-      { schema: { params: FunctionParams, body: RollbackBody } },
+      { schema: { params: FunctionParams, body: RollbackBody }, config: { access: "deploy" } },
       async (request) => {
         const { project, name } = request.params;
         await requireFunction(project, name);

@@ -25,6 +25,7 @@ export function invokeRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
           querystring: InvokeQuery,
           summary: "Run the function and answer with its result (bounded wait)",
         },
+        config: { access: "run" },
       },
       async (request, reply) => {
         const { project, name } = request.params;

@@ -31,6 +31,7 @@ export function taskRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
       "/v1/projects/:project/tasks",
       {
         schema: { params: ProjectParams, body: CreateTasksBody, summary: "Create one task or a batch" },
+        config: { access: "run" },
         // Validation reports every failure; an oversized batch is refused before it is looked at item by item.
         preValidation: (request, _reply, done) => done(refuseOversizedBatch(request.body)),
       },
@@ -50,7 +51,7 @@ export function taskRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
 
     app.get(
       "/v1/projects/:project/tasks",
-      { schema: { params: ProjectParams, querystring: TaskListQuery } },
+      { schema: { params: ProjectParams, querystring: TaskListQuery }, config: { access: "read" } },
       async (request) => {
         const { project } = request.params;
         await context.requireProject(project);
@@ -75,6 +76,7 @@ export function taskRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
           querystring: GetTaskQuery,
           summary: "Get a task; with `wait`, as soon as it is final (long poll, bounded)",
         },
+        config: { access: "read" },
       },
       async (request) => {
         const { project, id } = request.params;
@@ -93,6 +95,7 @@ export function taskRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
           querystring: WaitQuery,
           summary: "Wait until the task is final (bounded)",
         },
+        config: { access: "read" },
       },
       async (request) => {
         const { project, id } = request.params;
@@ -105,7 +108,7 @@ export function taskRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
 
     app.get(
       "/v1/projects/:project/tasks/:id/log",
-      { schema: { params: TaskParams } },
+      { schema: { params: TaskParams }, config: { access: "read" } },
       async (request, reply) => {
         const { project, id } = request.params;
         await requireTask(project, id);
@@ -116,7 +119,7 @@ export function taskRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
 
     app.post(
       "/v1/projects/:project/tasks/:id/cancel",
-      { schema: { params: TaskParams } },
+      { schema: { params: TaskParams }, config: { access: "run" } },
       async (request) => {
         const { project, id } = request.params;
         const task = await requireTask(project, id);
@@ -128,18 +131,22 @@ export function taskRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
       },
     );
 
-    app.post("/v1/projects/:project/tasks/:id/retry", { schema: { params: TaskParams } }, async (request) => {
-      const { project, id } = request.params;
-      const task = await requireTask(project, id);
-      const requeued = isFinal(task.state) ? await dispatcher.retry(project, id) : null;
-      if (requeued === null || requeued.state !== "queued") {
-        throw new KilnError(
-          "TASK_NOT_FINISHED",
-          `task '${id}' is ${task.state}; only a finished task can be retried`,
-        );
-      }
-      return presentTask(requeued);
-    });
+    app.post(
+      "/v1/projects/:project/tasks/:id/retry",
+      { schema: { params: TaskParams }, config: { access: "run" } },
+      async (request) => {
+        const { project, id } = request.params;
+        const task = await requireTask(project, id);
+        const requeued = isFinal(task.state) ? await dispatcher.retry(project, id) : null;
+        if (requeued === null || requeued.state !== "queued") {
+          throw new KilnError(
+            "TASK_NOT_FINISHED",
+            `task '${id}' is ${task.state}; only a finished task can be retried`,
+          );
+        }
+        return presentTask(requeued);
+      },
+    );
   };
 }
 

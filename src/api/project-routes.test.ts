@@ -1,0 +1,138 @@
+/** Projects through the API: create, list, show with usage, change, and delete with what they hold. */
+import assert from "node:assert/strict";
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import type { InjectOptions } from "fastify";
+import { packFunction } from "../client/pack-function.js";
+import { startTestNode, testToken, type TestNode } from "./test-node.js";
+
+let testNode: TestNode;
+
+async function admin(options: InjectOptions) {
+  const response = await testNode.node.app.inject({
+    ...options,
+    headers: { authorization: `Bearer ${testToken}`, ...options.headers },
+  });
+  return { status: response.statusCode, body: response.body, json: <T>() => response.json<T>() };
+}
+
+async function deploy(project: string, name: string, paused: boolean): Promise<void> {
+  const dir = path.join(testNode.root, `${project}-${name}`);
+  await mkdir(dir);
+  await writeFile(path.join(dir, "kiln.json"), JSON.stringify({ paused }));
+  await writeFile(
+    path.join(dir, "index.js"),
+    "export default async (payload) => { await new Promise((r) => setTimeout(r, payload?.sleepMs ?? 0)); return payload; };\n",
+  );
+  const deployed = await admin({
+    method: "PUT",
+    url: `/v1/projects/${project}/functions/${name}`,
+    headers: { "content-type": "application/gzip" },
+    payload: Buffer.from(await packFunction(dir)),
+  });
+  assert.equal(deployed.status, 201, deployed.body);
+}
+
+before(async () => {
+  testNode = await startTestNode("projects");
+});
+
+after(() => testNode.close());
+
+test("a project is created once, listed, shown with what it holds, and its description changed", async () => {
+  const created = await admin({
+    method: "POST",
+    url: "/v1/projects",
+    payload: { name: "shop", description: "the web shop" },
+  });
+  assert.equal(created.status, 201, created.body);
+  assert.equal(created.json<{ description: string }>().description, "the web shop");
+  const again = await admin({ method: "POST", url: "/v1/projects", payload: { name: "shop" } });
+  assert.equal(again.status, 409);
+  assert.equal(again.json<{ error: { code: string } }>().error.code, "PROJECT_EXISTS");
+
+  const listed = await admin({ url: "/v1/projects" });
+  assert.deepEqual(
+    listed.json<{ projects: { name: string }[] }>().projects.map((project) => project.name),
+    ["default", "shop"],
+  );
+  await deploy("shop", "cart", true);
+  await admin({ method: "POST", url: "/v1/projects/shop/tasks", payload: { function: "cart" } });
+  const shown = await admin({ url: "/v1/projects/shop" });
+  assert.deepEqual(shown.json<{ usage: unknown }>().usage, { functions: 1, unfinishedTasks: 1 });
+
+  const changed = await admin({
+    method: "PATCH",
+    url: "/v1/projects/shop",
+    payload: { description: "shop v2" },
+  });
+  assert.equal(changed.json<{ description: string }>().description, "shop v2");
+  assert.equal((await admin({ method: "PATCH", url: "/v1/projects/nope", payload: {} })).status, 404);
+});
+
+test("bad project input is refused by field and creates nothing", async () => {
+  for (const [payload, field] of [
+    [{ name: "Has Caps" }, "name"],
+    [{ name: "ok", description: "x".repeat(501) }, "description"],
+    [{ name: "ok", owner: "me" }, "owner"],
+  ] as const) {
+    const refused = await admin({ method: "POST", url: "/v1/projects", payload });
+    assert.equal(refused.status, 400, refused.body);
+    const { error } = refused.json<{ error: { details: { errors: { field: string }[] } } }>();
+    assert.equal(error.details.errors[0]?.field, field, refused.body);
+  }
+  assert.equal((await admin({ url: "/v1/projects/ok" })).status, 404);
+});
+
+test("a project with unfinished tasks is deleted only when asked to cancel them; then everything of it is gone", async () => {
+  await admin({ method: "POST", url: "/v1/projects", payload: { name: "doomed" } });
+  await deploy("doomed", "slow", false);
+  await deploy("doomed", "held", true);
+  const running = await admin({
+    method: "POST",
+    url: "/v1/projects/doomed/tasks",
+    payload: { function: "slow", payload: { sleepMs: 60_000 } },
+  });
+  const runningId = running.json<{ task: { id: string } }>().task.id;
+  await admin({ method: "POST", url: "/v1/projects/doomed/tasks", payload: { function: "held" } });
+  const token = await admin({
+    method: "POST",
+    url: "/v1/tokens",
+    payload: { name: "d", role: "read", project: "doomed" },
+  });
+  const { secret } = token.json<{ secret: string }>();
+
+  const refused = await admin({ method: "DELETE", url: "/v1/projects/doomed" });
+  assert.equal(refused.status, 409, refused.body);
+  const { error } = refused.json<{ error: { code: string; details: { unfinishedTasks: number } } }>();
+  assert.equal(error.code, "PROJECT_HAS_TASKS");
+  assert.equal(error.details.unfinishedTasks, 2);
+  assert.equal(
+    (await admin({ url: `/v1/projects/doomed/tasks/${runningId}` })).status,
+    200,
+    "a refused delete deleted",
+  );
+
+  const deleted = await admin({ method: "DELETE", url: "/v1/projects/doomed?cancelTasks=true" });
+  assert.equal(deleted.status, 204, deleted.body);
+  assert.equal((await admin({ url: "/v1/projects/doomed" })).status, 404);
+  assert.equal((await admin({ url: `/v1/projects/doomed/tasks/${runningId}` })).status, 404);
+  const refusedToken = await testNode.node.app.inject({
+    url: "/v1/projects",
+    headers: { authorization: `Bearer ${secret}` },
+  });
+  assert.equal(refusedToken.statusCode, 401, "a deleted project's token still works");
+  // The name is free again, and the new project starts empty.
+  await admin({ method: "POST", url: "/v1/projects", payload: { name: "doomed" } });
+  assert.deepEqual((await admin({ url: "/v1/projects/doomed" })).json<{ usage: unknown }>().usage, {
+    functions: 0,
+    unfinishedTasks: 0,
+  });
+});
+
+test("the default project cannot be deleted", async () => {
+  const refused = await admin({ method: "DELETE", url: "/v1/projects/default" });
+  assert.equal(refused.status, 400, refused.body);
+  assert.equal((await admin({ url: "/v1/projects/default" })).status, 200);
+});
