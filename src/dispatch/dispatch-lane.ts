@@ -276,7 +276,7 @@ export class DispatchLane {
 
   /** Claims what the lane's target depth and its function's room allow; resolves with how many. */
   private async claimBatch(): Promise<number> {
-    const { functions, slots, store } = this.context;
+    const { functions, pool, slots, store } = this.context;
     const fn = await functions.get(this.lane);
     if (fn === null) {
       this.backlog = false; // the function is gone
@@ -286,7 +286,7 @@ export class DispatchLane {
     if (spec === undefined || fn.settings.paused) return 0;
     // A node that can never start a sandbox of the lane (one that runs no tasks, say) claims nothing:
     // what it held would wait for the idle sweep while other nodes could run it at once.
-    if (!this.context.pool.canEverRun(this.context.laneConfig(fn, spec))) return 0;
+    if (!pool.canEverRun(this.context.laneConfig(fn, spec))) return 0;
     const { maxConcurrency } = fn.settings;
     const urgent = this.urgent;
     this.urgent = { count: 0, priority: -1 };
@@ -296,7 +296,16 @@ export class DispatchLane {
       await this.handBack(this.queue.removeBelow(urgent.priority, urgent.count - room));
       room = slots.roomFor(this.functionKey, maxConcurrency);
     }
-    const wanted = this.backlog ? Math.max(this.targetDepth() - this.queue.size, urgent.count) : urgent.count;
+    let wanted = this.backlog ? Math.max(this.targetDepth() - this.queue.size, urgent.count) : urgent.count;
+    if (maxConcurrency > 0) {
+      // A limited function's claims hold its slots on every node: claim ahead only what this node can
+      // start now, so no task waits here while another node has a sandbox free for it.
+      const startable = pool.idleCount(this.lane) + pool.startingCount(this.lane) - this.queue.size;
+      const growable = pool.hasRoomFor(this.context.laneConfig(fn, spec))
+        ? this.context.maxStartingPerLane
+        : 0;
+      wanted = Math.max(urgent.count, Math.min(wanted, startable + growable));
+    }
     const limit = Math.min(wanted, room);
     if (limit <= 0) return 0;
     slots.take(this.functionKey, limit);

@@ -49,6 +49,8 @@ test(
     assert.ok(front !== undefined);
     await waitForAliveNodes(front, await Promise.all(cluster.nodes.map(readNodeId)), 10_000);
     await deployTestFunction(front.client, "record-interval-on-node");
+    // Without a limit: a limited function's lane claims ahead only what its node can start at once.
+    await front.client.updateFunction("record-interval-on-node", { maxConcurrency: 0 });
     const [busy] = await front.client.createTasks([
       { function: "record-interval-on-node", payload: { sleepMs: 20_000, reportStart: true } },
     ]);
