@@ -22,6 +22,7 @@ import { PostgresCluster } from "./store/postgres/postgres-cluster.js";
 import { PostgresStore } from "./store/postgres/postgres-store.js";
 import { SqliteStore } from "./store/sqlite/sqlite-store.js";
 import type { Store } from "./store/store.js";
+import { noLimits } from "./domain/plan.js";
 import { packFunction } from "./client/pack-function.js";
 import { createLogger, type Logger } from "./logger.js";
 
@@ -130,9 +131,9 @@ async function startOnLockedDir(
           logger.error({ err: error }, "failing a task whose sandbox did not start failed"),
         ),
   });
+  await keepCallbackKeyFile(store, config.dataDir);
   const callbacks = new CallbackSender({
     store,
-    secret: await readOrCreateSecret(path.join(config.dataDir, "callback-secret")),
     retryBaseMs: config.callbackRetryBaseMs,
     maxAttempts: config.callbackMaxAttempts,
     allowPrivateAddresses: config.callbackAllowPrivate,
@@ -256,6 +257,7 @@ async function deployExamples(
       archive,
       scratchDir,
       memoryTiersMb,
+      plan: (await store.planOfProject("default")) ?? { name: null, limits: noLimits },
     });
     void dispatcher.functionChanged("default", entry.name, false);
   }
@@ -268,6 +270,15 @@ async function resolveToken(config: Readonly<Config>): Promise<{ token: string; 
   const existing = await readFile(file, "utf8").catch(() => null);
   if (existing !== null && existing.trim() !== "") return { token: existing.trim(), generated: false };
   return { token: await readOrCreateSecret(file, "kiln_"), generated: true };
+}
+
+/**
+ * Callbacks were signed with a key file per node before projects kept their own: the `default`
+ * project takes this node's file, unless it has a key already, so receivers keep verifying.
+ */
+async function keepCallbackKeyFile(store: Store, dataDir: string): Promise<void> {
+  const old = (await readFile(path.join(dataDir, "callback-secret"), "utf8").catch(() => "")).trim();
+  if (old !== "") await store.callbackSecret("default", old);
 }
 
 /** A secret kept in a file of the data directory (mode 0600), made on first use. */

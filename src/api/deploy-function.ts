@@ -3,7 +3,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import path from "node:path";
 import { Value } from "typebox/value";
 import { KilnError } from "../domain/errors.js";
-import type { RevisionSpec } from "../domain/function-settings.js";
+import { defaultSettings, type RevisionSpec } from "../domain/function-settings.js";
+import { planViolations } from "../domain/plan.js";
 import {
   unpackFunctionArchive,
   type ArchiveLimits,
@@ -11,6 +12,7 @@ import {
 } from "../runner/function-archive.js";
 import { tierFor } from "../runner/memory-tiers.js";
 import type { DeployResult, Store } from "../store/store.js";
+import { overPlanLimit, type ProjectPlan } from "./project-plans.js";
 import { describeSchemaErrors, fromTypeBoxErrors, summariseFieldErrors } from "./schema-errors.js";
 import { Manifest } from "./schemas.js";
 
@@ -24,6 +26,8 @@ export interface DeployRequest {
   memoryTiersMb: readonly number[];
   /** How much the archive may unpack to (default: `defaultArchiveLimits`). */
   archiveLimits?: ArchiveLimits;
+  /** The project's plan: the function's settings may not be over its limits. */
+  plan: ProjectPlan;
 }
 
 /** `kiln.json` holds settings, not data: a larger one is refused before it is read. */
@@ -40,6 +44,7 @@ export async function deployFunction(store: Store, request: DeployRequest): Prom
         aboveLargestTier(manifest.memoryMb, request.memoryTiersMb),
       );
     }
+    await checkPlan(store, request, manifest);
     const spec = resolveSpec(unpacked, manifest);
     const { name: _name, runtime: _runtime, entry: _entry, ...settings } = manifest;
     return await store.deployRevision({
@@ -54,6 +59,18 @@ export async function deployFunction(store: Store, request: DeployRequest): Prom
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The settings the function will have (the manifest's over its current ones) within the plan. */
+async function checkPlan(store: Store, request: DeployRequest, manifest: Manifest): Promise<void> {
+  const { plan } = request;
+  if (plan.name === null) return;
+  const current = (await store.getFunction(request.project, request.name))?.settings ?? defaultSettings;
+  const violations = planViolations(plan.limits, {
+    memoryMb: manifest.memoryMb ?? current.memoryMb,
+    timeoutS: manifest.timeoutS ?? current.timeoutS,
+  });
+  if (violations.length > 0) throw overPlanLimit(plan.name, violations, (v) => `kiln.json ${v.field}`);
 }
 
 export function aboveLargestTier(memoryMb: number, tiersMb: readonly number[]): string {

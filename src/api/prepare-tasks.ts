@@ -5,12 +5,17 @@ import { exceedsJsonDepth, maxJsonDepth } from "../domain/json-depth.js";
 import { refusedCallbackUrl } from "../dispatch/callback-address.js";
 import type { Priority } from "../domain/task.js";
 import type { FunctionRecord, NewTask, Store } from "../store/store.js";
+import { overPlanLimit, type ProjectPlan } from "./project-plans.js";
 import type { TaskInput } from "./schemas.js";
 
-/** One bad task rejects them all: unknown function (404), payload over `maxPayloadBytes` (413). */
+/**
+ * One bad task rejects them all: unknown function (404), payload over `maxPayloadBytes` or the plan's
+ * limit (413), a timeout over the plan's (400).
+ */
 export async function prepareTasks(
   store: Store,
-  maxPayloadBytes: number,
+  nodeMaxPayloadBytes: number,
+  plan: ProjectPlan,
   project: string,
   inputs: (Omit<TaskInput, "priority"> & { priority?: Priority })[],
 ): Promise<NewTask[]> {
@@ -25,6 +30,9 @@ export async function prepareTasks(
     functions.set(name, fn);
   }
   const now = new Date();
+  const planPayloadBytes = plan.limits.maxPayloadBytes ?? Number.POSITIVE_INFINITY;
+  const maxPayloadBytes = Math.min(nodeMaxPayloadBytes, planPayloadBytes);
+  const whose = planPayloadBytes < nodeMaxPayloadBytes ? ` of plan '${plan.name}'` : "";
   return inputs.map((input, index): NewTask => {
     const payload = JSON.stringify(input.payload ?? null);
     if (exceedsJsonDepth(payload)) {
@@ -38,11 +46,16 @@ export async function prepareTasks(
     if (bytes > maxPayloadBytes) {
       throw new KilnError(
         "PAYLOAD_TOO_LARGE",
-        `task ${index}: the payload is ${bytes} bytes, over the limit of ${maxPayloadBytes}`,
+        `task ${index}: the payload is ${bytes} bytes, over the limit${whose} of ${maxPayloadBytes}`,
         { details: { index, bytes, limit: maxPayloadBytes } },
       );
     }
     const fn = functions.get(input.function) as FunctionRecord;
+    const timeoutS = input.timeoutS ?? fn.settings.timeoutS;
+    if (plan.name !== null && plan.limits.maxTimeoutS !== null && timeoutS > plan.limits.maxTimeoutS) {
+      const violation = { field: "timeoutS" as const, value: timeoutS, limit: plan.limits.maxTimeoutS };
+      throw overPlanLimit(plan.name, [violation], () => `${taskField(inputs.length, index)}timeoutS`);
+    }
     return {
       id: randomUUID(),
       project,
@@ -52,7 +65,7 @@ export async function prepareTasks(
       payload,
       label: input.label ?? null,
       idempotencyKey: input.idempotencyKey ?? null,
-      timeoutS: input.timeoutS ?? fn.settings.timeoutS,
+      timeoutS,
       createdAt: now,
       runAt: new Date(now.getTime() + Math.round((input.delayS ?? 0) * 1000)),
       callbackUrl: input.callbackUrl ?? null,

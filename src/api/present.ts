@@ -2,6 +2,7 @@
 import type { Task } from "../domain/task.js";
 import type {
   FunctionRecord,
+  PlanRecord,
   ProjectContents,
   ProjectRecord,
   RevisionRecord,
@@ -65,10 +66,12 @@ export function presentTask(task: Task, created?: boolean) {
   };
 }
 
-export function presentProject(project: ProjectRecord, contents?: ProjectContents) {
+export function presentProject(project: ProjectRecord, contents?: ProjectContents, plan?: PlanRecord | null) {
   return {
     name: project.name,
     description: project.description,
+    plan: project.plan,
+    ...(plan === undefined ? {} : { limits: plan === null ? null : presentPlan(plan) }),
     createdAt: project.createdAt.toISOString(),
     updatedAt: project.updatedAt.toISOString(),
     ...(contents === undefined ? {} : { usage: contents }),
@@ -86,5 +89,15 @@ export function presentToken(token: TokenRecord) {
     expiresAt: token.expiresAt?.toISOString() ?? null,
     lastUsedAt: token.lastUsedAt?.toISOString() ?? null,
     revokedAt: token.revokedAt?.toISOString() ?? null,
+  };
+}
+
+export function presentPlan(plan: PlanRecord, projects?: readonly string[]) {
+  return {
+    name: plan.name,
+    ...plan.limits,
+    createdAt: plan.createdAt.toISOString(),
+    updatedAt: plan.updatedAt.toISOString(),
+    ...(projects === undefined ? {} : { projects }),
   };
 }

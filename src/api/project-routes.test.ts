@@ -136,3 +136,31 @@ test("the default project cannot be deleted", async () => {
   assert.equal(refused.status, 400, refused.body);
   assert.equal((await admin({ url: "/v1/projects/default" })).status, 200);
 });
+
+test("the callback key: the same on every read, new after a rotation, hidden from a token below deploy", async () => {
+  const first = await admin({ url: "/v1/projects/default/callback-secret" });
+  const { secret } = first.json<{ secret: string }>();
+  assert.match(secret, /^[A-Za-z0-9_-]{43}$/);
+  assert.equal(
+    (await admin({ url: "/v1/projects/default/callback-secret" })).json<{ secret: string }>().secret,
+    secret,
+  );
+  const rotated = await admin({ method: "POST", url: "/v1/projects/default/callback-secret/rotate" });
+  const next = rotated.json<{ secret: string }>().secret;
+  assert.notEqual(next, secret);
+  assert.equal(
+    (await admin({ url: "/v1/projects/default/callback-secret" })).json<{ secret: string }>().secret,
+    next,
+  );
+  const run = await admin({
+    method: "POST",
+    url: "/v1/tokens",
+    payload: { name: "r", role: "run", project: "default" },
+  });
+  const hidden = await testNode.node.app.inject({
+    url: "/v1/projects/default/callback-secret",
+    headers: { authorization: `Bearer ${run.json<{ secret: string }>().secret}` },
+  });
+  assert.equal(hidden.statusCode, 403, hidden.body);
+  assert.ok(!hidden.body.includes(next));
+});

@@ -151,7 +151,17 @@ export const CreateProjectBody = Type.Object(
 );
 
 export const ProjectPatch = Type.Object(
-  { description: Type.Optional(description) },
+  {
+    description: Type.Optional(description),
+    // A type list, not a union: see `planLimit` below.
+    plan: Type.Optional(
+      Type.Unsafe<string | null>({
+        ...name("plan name"),
+        type: ["string", "null"],
+        description: "the plan the project is on (a plan name); null: none",
+      }),
+    ),
+  },
   { additionalProperties: false },
 );
 
@@ -196,3 +206,40 @@ export const TokenListQuery = Type.Object(
   { project: Type.Optional(name("project name")) },
   { additionalProperties: false },
 );
+
+/**
+ * A limit, or null for none. One JSON Schema `type` list rather than a union: the validator coerces
+ * into a union's `null` branch (0 would become null), but never away from a type the value has.
+ */
+const planLimit = (minimum: number, maximum: number, description: string) =>
+  Type.Optional(
+    Type.Unsafe<number | null>({
+      type: ["integer", "null"],
+      minimum,
+      maximum,
+      description: `${description}; null: no limit`,
+    }),
+  );
+
+const planLimitFields = {
+  maxMemoryMb: planLimit(
+    limits.memoryMb.min,
+    limits.memoryMb.max,
+    "the most memory (MiB) a function may ask for",
+  ),
+  maxTimeoutS: planLimit(
+    limits.timeoutS.min,
+    limits.timeoutS.max,
+    "the longest timeout (s) of a function or a task",
+  ),
+  maxPayloadBytes: planLimit(1, 1024 ** 3, "the largest task payload (bytes of JSON)"),
+};
+
+export const PlanParams = Type.Object({ plan: name("plan name") });
+
+export const CreatePlanBody = Type.Object(
+  { name: name("plan name"), ...planLimitFields },
+  { additionalProperties: false },
+);
+
+export const PlanPatch = Type.Object(planLimitFields, { additionalProperties: false });

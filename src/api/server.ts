@@ -13,6 +13,8 @@ import { answerFrameworkError, registerErrorHandling } from "./error-handler.js"
 import { functionRoutes } from "./routes/function-routes.js";
 import { invokeRoutes } from "./routes/invoke-routes.js";
 import { nodeRoutes } from "./routes/node-routes.js";
+import { ProjectPlans } from "./project-plans.js";
+import { planRoutes } from "./routes/plan-routes.js";
 import { projectRoutes } from "./routes/project-routes.js";
 import { taskRoutes } from "./routes/task-routes.js";
 import { tokenRoutes } from "./routes/token-routes.js";
@@ -44,6 +46,7 @@ const maxBodyDepth = maxJsonDepth + 10;
 
 export interface ApiContext extends ApiOptions {
   requireProject(project: string): Promise<void>;
+  plans: ProjectPlans;
 }
 
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
@@ -58,6 +61,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   const context: ApiContext = {
     ...options,
+    plans: new ProjectPlans(options.store),
     async requireProject(project) {
       if (!(await options.store.hasProject(project))) {
         throw new KilnError("PROJECT_NOT_FOUND", `no project '${project}'`);
@@ -104,6 +108,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     sandboxes: { ...options.sandboxUsage(), memoryBudgetMb: options.config.memoryBudgetMb },
   }));
   app.get("/openapi.json", { schema: { hide: true } }, () => app.swagger());
+  await app.register(planRoutes(context));
   await app.register(projectRoutes(context));
   await app.register(tokenRoutes(context));
   await app.register(functionRoutes(context));

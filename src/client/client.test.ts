@@ -301,6 +301,19 @@ test("the project methods call the project routes and resolve with the parsed an
   ]);
 });
 
+test("the callback key methods read and rotate the key of the client's project, or of the one named", async () => {
+  const { fetch, seen } = createFakeFetch((request) => ({
+    body: { secret: request.method === "GET" ? "current" : "rotated" },
+  }));
+  const client = createClient({ url: "http://kiln.test", token: "secret", project: "shop", fetch });
+  assert.equal(await client.getCallbackSecret(), "current");
+  assert.equal(await client.rotateCallbackSecret("other"), "rotated");
+  assert.deepEqual(seen.map(describeRequest), [
+    { method: "GET", path: "/v1/projects/shop/callback-secret", query: {}, body: undefined },
+    { method: "POST", path: "/v1/projects/other/callback-secret/rotate", query: {}, body: undefined },
+  ]);
+});
+
 test("deleteProject resolves on a 204 without a body and sends cancelTasks only when given", async () => {
   const { fetch, seen } = createFakeFetch(() => ({ status: 204 }));
   const client = createClient({ url: "http://kiln.test", token: "secret", fetch });

@@ -131,6 +131,13 @@ export interface KilnClient {
    */
   deleteProject(name: string, options?: { cancelTasks?: boolean }): Promise<void>;
   /**
+   * The key the project's callbacks are signed with (`Kiln-Signature`, see docs/api.md); defaults to
+   * the client's project. Needs an admin token or role `deploy`.
+   */
+  getCallbackSecret(project?: string): Promise<string>;
+  /** Replaces the project's callback key and resolves with the new one (every node uses it within 5 s). */
+  rotateCallbackSecret(project?: string): Promise<string>;
+  /**
    * Creates a token (admin token) and resolves with its secret, which no later call shows again. Throws
    * `KilnApiError` with code `BAD_REQUEST` (400) when `project` is missing for a project role or given
    * for `admin`, `PROJECT_NOT_FOUND` (404) for an unknown project, `FORBIDDEN` (403) with a project token.
@@ -276,6 +283,10 @@ export function createClient(options: ClientOptions): KilnClient {
     createProject: (name, createOptions = {}) =>
       requestJson("POST", "/v1/projects", { json: { name, description: createOptions.description } }),
     getProject: (name) => requestJson("GET", projectPath(name)),
+    getCallbackSecret: async (name) =>
+      (await requestJson<{ secret: string }>("GET", `${projectPath(name)}/callback-secret`)).secret,
+    rotateCallbackSecret: async (name) =>
+      (await requestJson<{ secret: string }>("POST", `${projectPath(name)}/callback-secret/rotate`)).secret,
     updateProject: (name, patch) => requestJson("PATCH", projectPath(name), { json: patch }),
     async deleteProject(name, deleteOptions = {}) {
       const { cancelTasks } = deleteOptions;

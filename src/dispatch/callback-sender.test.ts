@@ -43,6 +43,7 @@ function deliverOnce(url: string, allowPrivateAddresses: boolean): Promise<Outco
         return Promise.resolve(claimed);
       },
       nextCallbackAt: () => Promise.resolve(null),
+      callbackSecret: () => Promise.resolve("s"),
       recordCallbackAttempt: (_taskId: string, outcome: Outcome) => {
         sender.stop();
         resolve(outcome);
@@ -51,7 +52,6 @@ function deliverOnce(url: string, allowPrivateAddresses: boolean): Promise<Outco
     } as unknown as Store;
     const sender = new CallbackSender({
       store,
-      secret: "s",
       retryBaseMs: 1000,
       maxAttempts: 5,
       allowPrivateAddresses,

@@ -3,7 +3,7 @@
  * can tell it came from this Kiln, and retried with exponential backoff while the receiver is down.
  * The store holds what is due, so a restart loses no delivery (at-least-once, like tasks).
  */
-import { createHmac } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { lookup as lookupDns, type LookupAddress } from "node:dns";
 import http from "node:http";
 import https from "node:https";
@@ -16,8 +16,6 @@ import { DelayTimer } from "./delay-timer.js";
 
 export interface CallbackSenderOptions {
   store: Store;
-  /** The HMAC-SHA256 key of the `Kiln-Signature` header. */
-  secret: string;
   /** Delay before the first retry; it doubles each retry, up to a minute. */
   retryBaseMs: number;
   /** Deliveries tried before the callback is given up (marked `failed`). */
@@ -34,6 +32,8 @@ const batchSize = 32;
 const deliveryLeaseMs = 3 * requestTimeoutMs;
 // Task ends are coalesced: under load, one look for due callbacks per window, not one per task.
 const coalesceMs = 10;
+/** A project's key is read again after this: a rotation through any node reaches every node by then. */
+const secretTtlMs = 5_000;
 
 /** `t=<unix ms>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, as the receiver recomputes it. */
 export function signCallback(secret: string, timestampMs: number, body: string): string {
@@ -46,6 +46,7 @@ export class CallbackSender {
   private scheduled = false;
   private running = false;
   private stopped = false;
+  private readonly secrets = new Map<string, { secret: Promise<string | null>; readAtMs: number }>();
 
   constructor(private readonly options: CallbackSenderOptions) {
     this.timer = new DelayTimer(() => this.wake());
@@ -84,8 +85,21 @@ export class CallbackSender {
     }
   }
 
+  /** The HMAC-SHA256 key of the project's `Kiln-Signature` headers (made at its first callback). */
+  private secretOf(project: string): Promise<string | null> {
+    const cached = this.secrets.get(project);
+    if (cached !== undefined && Date.now() - cached.readAtMs < secretTtlMs) return cached.secret;
+    const secret = this.options.store.callbackSecret(project, randomBytes(32).toString("base64url"));
+    this.secrets.set(project, { secret, readAtMs: Date.now() });
+    secret.catch(() => this.secrets.delete(project));
+    return secret;
+  }
+
   private async deliver(task: Task, url: string, attempts: number): Promise<void> {
     const body = JSON.stringify(describeOutcome(task));
+    const secret = await this.secretOf(task.project);
+    // A project deleted meanwhile takes its callbacks with it.
+    if (secret === null) return;
     const delivered = await postCallback(
       url,
       this.options.allowPrivateAddresses,
@@ -93,7 +107,7 @@ export class CallbackSender {
         "content-type": "application/json",
         "content-length": String(Buffer.byteLength(body)),
         "kiln-task-id": task.id,
-        "kiln-signature": signCallback(this.options.secret, Date.now(), body),
+        "kiln-signature": signCallback(secret, Date.now(), body),
       },
       body,
     ).catch((error: unknown) => {

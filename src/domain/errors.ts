@@ -11,6 +11,10 @@ export const errorCatalog = {
     status: 400,
     summary: "A JSON body or task payload nests arrays and objects deeper than the node accepts.",
   },
+  OVER_PLAN_LIMIT: {
+    status: 400,
+    summary: "A function's settings or a task's timeout are over a limit of its project's plan.",
+  },
   CALLBACK_ADDRESS_NOT_ALLOWED: {
     status: 400,
     summary: "A callback URL points at a loopback, private, link-local or unspecified address.",
@@ -22,11 +26,14 @@ export const errorCatalog = {
   },
   PROJECT_NOT_FOUND: { status: 404, summary: "No project has this name." },
   TOKEN_NOT_FOUND: { status: 404, summary: "No token has this id." },
+  PLAN_NOT_FOUND: { status: 404, summary: "No plan has this name." },
   FUNCTION_NOT_FOUND: { status: 404, summary: "No function has this name in the project." },
   REVISION_NOT_FOUND: { status: 404, summary: "The function has no revision with this digest." },
   TASK_NOT_FOUND: { status: 404, summary: "No task has this id in the project." },
   ROUTE_NOT_FOUND: { status: 404, summary: "No API route matches the method and path." },
   PROJECT_EXISTS: { status: 409, summary: "A project with this name exists already." },
+  PLAN_EXISTS: { status: 409, summary: "A plan with this name exists already." },
+  PLAN_IN_USE: { status: 409, summary: "A plan that projects are on cannot be deleted." },
   PROJECT_HAS_TASKS: {
     status: 409,
     summary: "A project with queued, delayed or running tasks cannot be deleted without cancelling them.",

@@ -4,6 +4,8 @@ import { KilnError } from "../domain/errors.js";
 export interface ProjectRecord {
   name: string;
   description: string;
+  /** The plan the project is on (`PlanCatalog`); null: none. */
+  plan: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -33,6 +35,13 @@ export interface ProjectCatalog {
   updateProject(name: string, change: { description?: string }, now: Date): Promise<ProjectRecord | null>;
   /** Zero of each for a project that does not exist. */
   countProjectContents(name: string): Promise<ProjectContents>;
+  /**
+   * The key that signs the project's callbacks: the one stored, or else `candidate`, stored now (when
+   * nodes race, the first to store one wins and all answer with it). Null when there is no such project.
+   */
+  callbackSecret(project: string, candidate: string): Promise<string | null>;
+  /** Replaces the project's callback key; false when there is no such project. */
+  rotateCallbackSecret(project: string, secret: string, now: Date): Promise<boolean>;
   /**
    * Deletes the project with everything it holds — functions, their revisions (and archives no other
    * revision uses), tasks with their payloads, results, attempts, logs and pending callbacks, and its

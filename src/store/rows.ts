@@ -5,12 +5,14 @@
 import type { Lane } from "../domain/lane.js";
 import { KilnError } from "../domain/errors.js";
 import { defaultSettings, type FunctionSettings, type RevisionSpec } from "../domain/function-settings.js";
+import { noLimits, type PlanLimits } from "../domain/plan.js";
 import type { Attempt, Failure, Priority, Progress, Task, TaskState } from "../domain/task.js";
 import type {
   ClaimedTask,
   EnqueueResult,
   FunctionRecord,
   NewTask,
+  PlanRecord,
   ProjectRecord,
   RevisionRecord,
   TokenRecord,
@@ -163,6 +165,7 @@ export function toRevisionRecord(row: RevisionRow): RevisionRecord {
 export interface ProjectRow {
   name: string;
   description: string;
+  plan: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -171,9 +174,28 @@ export function toProjectRecord(row: ProjectRow): ProjectRecord {
   return {
     name: row.name,
     description: row.description,
+    plan: row.plan,
     createdAt: new Date(row.created_at),
     updatedAt: new Date(row.updated_at),
   };
+}
+
+export interface PlanRow {
+  name: string;
+  limits: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A limit a row written by an older version does not have is not set. */
+export function toPlanRecord(row: PlanRow): PlanRecord {
+  const stored = JSON.parse(row.limits) as Partial<Record<keyof PlanLimits, unknown>>;
+  const limits = { ...noLimits };
+  for (const key of Object.keys(noLimits) as (keyof PlanLimits)[]) {
+    const value = stored[key];
+    limits[key] = typeof value === "number" ? value : null;
+  }
+  return { name: row.name, limits, createdAt: new Date(row.created_at), updatedAt: new Date(row.updated_at) };
 }
 
 /** A `tokens` row without its digest: `project` is null (and `role` 'admin') for an admin token. */

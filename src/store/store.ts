@@ -1,12 +1,14 @@
 /**
  * The `Store`: durable state of functions, revisions and tasks, shaped by what the dispatcher and the
- * API need rather than by one database, as one port per concern — `ProjectCatalog`, `FunctionCatalog`,
- * `TaskQueue`, `TaskReads`, `CallbackOutbox`, `TokenRegistry` (and, for many nodes, `NodeRegistry` in
- * `node-registry.ts`). Adapters: `sqlite/` (embedded, one node) and `postgres/` (shared by many nodes),
- * one file per concern. Every method that changes state resolves only once the change is committed.
+ * API need rather than by one database, as one port per concern — `ProjectCatalog`, `PlanCatalog`,
+ * `FunctionCatalog`, `TaskQueue`, `TaskReads`, `CallbackOutbox`, `TokenRegistry` (and, for many nodes,
+ * `NodeRegistry` in `node-registry.ts`). Adapters: `sqlite/` (embedded, one node) and `postgres/`
+ * (shared by many nodes), one file per concern. Every method that changes state resolves only once the
+ * change is committed.
  */
 import type { CallbackOutbox } from "./callback-outbox.js";
 import type { FunctionCatalog } from "./function-catalog.js";
+import type { PlanCatalog } from "./plan-catalog.js";
 import type { ProjectCatalog } from "./project-catalog.js";
 import type { TaskQueue } from "./task-queue.js";
 import type { TaskReads } from "./task-reads.js";
@@ -37,11 +39,12 @@ export type {
   TaskQueue,
 } from "./task-queue.js";
 export type { TaskPage, TaskQuery, TaskReads } from "./task-reads.js";
+export type { PlanCatalog, PlanRecord, SetProjectPlanResult } from "./plan-catalog.js";
 export type { NewToken, TokenRecord, TokenRegistry, TokenRole, TokenScope } from "./token-registry.js";
 
 /** The parts of the store together, as the dispatcher and the API use them. */
 export interface Store
-  extends ProjectCatalog, FunctionCatalog, TaskQueue, TaskReads, CallbackOutbox, TokenRegistry {
+  extends ProjectCatalog, PlanCatalog, FunctionCatalog, TaskQueue, TaskReads, CallbackOutbox, TokenRegistry {
   close(): Promise<void>;
 }
 

@@ -1,11 +1,10 @@
 /** Callback URLs: the outcome reaches the receiver, signed, even when the receiver was down at first. */
 import assert from "node:assert/strict";
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import path from "node:path";
 import { test } from "node:test";
+import { createClient, type KilnClient } from "../../src/client/index.js";
 import { deployTestFunction } from "./deploy-test-function.js";
 import { startKilnServer } from "./kiln-server.js";
 import { pollUntil } from "./poll-until.js";
@@ -69,12 +68,70 @@ test(
       [503, 503, 200],
       "retried after each failure, and not again once delivered",
     );
-    const secret = (await readFile(path.join(server.dataDir, "callback-secret"), "utf8")).trim();
+    const secret = await server.client.getCallbackSecret();
     for (const delivery of deliveries)
-      assert.ok(verify(secret, delivery.signature, delivery.body), "signed with the node's secret");
+      assert.ok(verify(secret, delivery.signature, delivery.body), "signed with the project's key");
     assert.equal(verify("another secret", deliveries[2]!.signature, deliveries[2]!.body), false);
     const outcome = JSON.parse(deliveries[2]!.body) as { id: string; state: string };
     assert.equal(outcome.id, task.id);
     assert.equal(outcome.state, "succeeded");
+  },
+);
+
+test(
+  "each project signs its callbacks with a key of its own, kept in the store; a rotated key signs the next ones",
+  { timeout: 60_000 },
+  async (t) => {
+    const deliveries: Delivery[] = [];
+    const receiver = http.createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on("data", (chunk: Buffer) => chunks.push(chunk));
+      request.on("end", () => {
+        const signature = String(request.headers["kiln-signature"]);
+        deliveries.push({ status: 200, body: Buffer.concat(chunks).toString(), signature });
+        response.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+    t.after(() => new Promise<void>((resolve) => receiver.close(() => resolve())));
+    const server = await startKilnServer({ env: { KILN_CALLBACK_ALLOW_PRIVATE: "1" } });
+    t.after(() => server.stop());
+    const other = createClient({ url: server.url, token: server.token, project: "other" });
+    await server.client.createProject("other");
+    await deployTestFunction(server.client, "echo");
+    await deployTestFunction(other, "echo");
+    const { port } = receiver.address() as AddressInfo;
+    const callbackUrl = `http://127.0.0.1:${port}/kiln-hook`;
+    const deliveryOf = async (client: KilnClient) => {
+      const task = await client.createTask({ function: "echo", payload: 1, callbackUrl });
+      return pollUntil("the callback", () => deliveries.find((delivery) => delivery.body.includes(task.id)), {
+        timeoutMs: 30_000,
+        intervalMs: 50,
+      });
+    };
+
+    const defaultKey = await server.client.getCallbackSecret();
+    const otherKey = await other.getCallbackSecret();
+    assert.notEqual(defaultKey, otherKey);
+    const fromDefault = await deliveryOf(server.client);
+    const fromOther = await deliveryOf(other);
+    assert.ok(verify(defaultKey, fromDefault.signature, fromDefault.body), "default signed with its key");
+    assert.ok(verify(otherKey, fromOther.signature, fromOther.body), "other signed with its key");
+    assert.equal(
+      verify(defaultKey, fromOther.signature, fromOther.body),
+      false,
+      "other signed with default's key",
+    );
+
+    const rotated = await other.rotateCallbackSecret();
+    assert.notEqual(rotated, otherKey);
+    assert.equal(await other.getCallbackSecret(), rotated);
+    // The sender reads a project's key again at most 5 s after it last did.
+    await new Promise((resolve) => setTimeout(resolve, 5_100));
+    const afterRotation = await deliveryOf(other);
+    assert.ok(
+      verify(rotated, afterRotation.signature, afterRotation.body),
+      "not signed with the rotated key",
+    );
   },
 );

@@ -4,7 +4,9 @@ import { KilnError } from "../../domain/errors.js";
 import type { FunctionRecord } from "../../store/store.js";
 import { tierFor } from "../../runner/memory-tiers.js";
 import { aboveLargestTier, deployFunction } from "../deploy-function.js";
+import { planViolations } from "../../domain/plan.js";
 import { presentFunction, presentRevision } from "../present.js";
+import { overPlanLimit } from "../project-plans.js";
 import { FunctionParams, FunctionPatch, ProjectParams, RollbackBody } from "../schemas.js";
 import type { ApiContext } from "../server.js";
 
@@ -43,6 +45,7 @@ export function functionRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
           scratchDir: context.scratchDir,
           memoryTiersMb: config.memoryTiersMb,
           archiveLimits: config,
+          plan: await context.plans.of(project),
         });
         await dispatcher.functionChanged(project, name, false);
         return reply.status(deployed.created ? 201 : 200).send({
@@ -78,12 +81,11 @@ export function functionRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
         if (memoryMb !== undefined && tierFor(memoryMb, config.memoryTiersMb) === null) {
           throw new KilnError("BAD_REQUEST", aboveLargestTier(memoryMb, config.memoryTiersMb));
         }
-        const updated = await store.updateFunctionSettings(
-          project,
-          name,
-          { ...fn.settings, ...request.body },
-          new Date(),
-        );
+        const settings = { ...fn.settings, ...request.body };
+        const plan = await context.plans.of(project);
+        const violations = planViolations(plan.limits, settings);
+        if (plan.name !== null && violations.length > 0) throw overPlanLimit(plan.name, violations);
+        const updated = await store.updateFunctionSettings(project, name, settings, new Date());
         if (updated === null)
           throw new KilnError("FUNCTION_NOT_FOUND", `no function '${name}' in project '${project}'`);
         const stale = request.body.env !== undefined || request.body.memoryMb !== undefined;

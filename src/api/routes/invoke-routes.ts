@@ -34,7 +34,8 @@ export function invokeRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
         if (Buffer.isBuffer(request.body)) {
           throw new KilnError("UNSUPPORTED_MEDIA_TYPE", "send the payload as application/json or text/plain");
         }
-        const [task] = await prepareTasks(store, config.maxPayloadBytes, project, [
+        const plan = await context.plans.of(project);
+        const [task] = await prepareTasks(store, config.maxPayloadBytes, plan, project, [
           {
             function: name,
             payload: request.body ?? null,

@@ -1,8 +1,10 @@
 /** Routes that create, list, show, change and delete projects. */
+import { randomBytes } from "node:crypto";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { KilnError } from "../../domain/errors.js";
 import { canSeeProject } from "../access.js";
 import { presentProject } from "../present.js";
+import { checkProjectsFitPlan } from "../project-plans.js";
 import { CreateProjectBody, DeleteProjectQuery, ProjectParams, ProjectPatch } from "../schemas.js";
 import type { ApiContext } from "../server.js";
 
@@ -38,6 +40,19 @@ export function projectRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
     while ((await store.countProjectContents(project)).unfinishedTasks > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
+  }
+
+  /** Puts the project on `plan` (null: none) unless one of its functions is over the plan's limits. */
+  async function putOnPlan(project: string, plan: string | null): Promise<void> {
+    if (plan !== null) {
+      const record = await store.getPlan(plan);
+      if (record === null) throw new KilnError("PLAN_NOT_FOUND", `no plan '${plan}'`);
+      await checkProjectsFitPlan(store, plan, record.limits, [project]);
+    }
+    const result = await store.setProjectPlan(project, plan, new Date());
+    if (result === "project_not_found") throw notFound(project);
+    if (result === "plan_not_found") throw new KilnError("PLAN_NOT_FOUND", `no plan '${plan ?? ""}'`);
+    context.plans.forget();
   }
 
   // eslint-disable-next-line @typescript-eslint/require-await -- fastify plugins are async functions
@@ -76,7 +91,8 @@ export function projectRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
       async (request) => {
         const project = await store.getProject(request.params.project);
         if (project === null) throw notFound(request.params.project);
-        return presentProject(project, await store.countProjectContents(project.name));
+        const plan = project.plan === null ? null : await store.getPlan(project.plan);
+        return presentProject(project, await store.countProjectContents(project.name), plan);
       },
     );
 
@@ -84,9 +100,43 @@ export function projectRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
       "/v1/projects/:project",
       { schema: { params: ProjectParams, body: ProjectPatch }, config: { access: "admin" } },
       async (request) => {
-        const updated = await store.updateProject(request.params.project, request.body, new Date());
-        if (updated === null) throw notFound(request.params.project);
+        const { project } = request.params;
+        const { plan, ...change } = request.body;
+        if (plan !== undefined) await putOnPlan(project, plan);
+        const updated = await store.updateProject(project, change, new Date());
+        if (updated === null) throw notFound(project);
         return presentProject(updated);
+      },
+    );
+
+    app.get(
+      "/v1/projects/:project/callback-secret",
+      {
+        schema: { params: ProjectParams, summary: "The key the project's callbacks are signed with" },
+        config: { access: "deploy" },
+      },
+      async (request) => {
+        const secret = await store.callbackSecret(request.params.project, newCallbackSecret());
+        if (secret === null) throw notFound(request.params.project);
+        return { secret };
+      },
+    );
+
+    app.post(
+      "/v1/projects/:project/callback-secret/rotate",
+      {
+        schema: {
+          params: ProjectParams,
+          summary: "Replace the callback key: every node signs with the new one within 5 s",
+        },
+        config: { access: "deploy" },
+      },
+      async (request) => {
+        const secret = newCallbackSecret();
+        if (!(await store.rotateCallbackSecret(request.params.project, secret, new Date()))) {
+          throw notFound(request.params.project);
+        }
+        return { secret };
       },
     );
 
@@ -126,4 +176,8 @@ export function projectRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
       },
     );
   };
+}
+
+function newCallbackSecret(): string {
+  return randomBytes(32).toString("base64url");
 }

@@ -42,7 +42,7 @@ export function taskRoutes(context: ApiContext): FastifyPluginAsyncTypebox {
         const inputs = "tasks" in request.body ? request.body.tasks : [request.body];
         checkCallbackUrls(inputs, config.callbackAllowPrivate);
         const results = await dispatcher.enqueue(
-          await prepareTasks(store, config.maxPayloadBytes, project, inputs),
+          await prepareTasks(store, config.maxPayloadBytes, await context.plans.of(project), project, inputs),
         );
         const tasks = results.map(({ task, created }) => presentTask(task, created));
         return reply.status(201).send(batch ? { tasks } : { task: tasks[0] });

@@ -12,7 +12,13 @@ export function runProjectCatalogContract(makeStore: () => Promise<Store>): void
   test("creates, reads, lists by name and updates projects; creating a name again changes nothing", async () => {
     const store = await makeStore();
     const beta = await store.createProject("beta", "the second", at(1));
-    assert.deepEqual(beta, { name: "beta", description: "the second", createdAt: at(1), updatedAt: at(1) });
+    assert.deepEqual(beta, {
+      name: "beta",
+      description: "the second",
+      plan: null,
+      createdAt: at(1),
+      updatedAt: at(1),
+    });
     await store.createProject("alpha", "", at(2));
     assert.equal(await store.createProject("beta", "again", at(3)), null);
     assert.deepEqual(await store.getProject("beta"), beta, "the second create left the project as it was");
@@ -26,6 +32,7 @@ export function runProjectCatalogContract(makeStore: () => Promise<Store>): void
     assert.deepEqual(await store.getProject("gamma"), {
       name: "gamma",
       description: "",
+      plan: null,
       createdAt: at(5),
       updatedAt: at(5),
     });
@@ -34,7 +41,13 @@ export function runProjectCatalogContract(makeStore: () => Promise<Store>): void
       ["alpha", "beta", "gamma"],
     );
     const updated = await store.updateProject("beta", { description: "renamed" }, at(6));
-    assert.deepEqual(updated, { name: "beta", description: "renamed", createdAt: at(1), updatedAt: at(6) });
+    assert.deepEqual(updated, {
+      name: "beta",
+      description: "renamed",
+      plan: null,
+      createdAt: at(1),
+      updatedAt: at(6),
+    });
     assert.deepEqual(await store.getProject("beta"), updated);
     const untouched = await store.updateProject("beta", {}, at(7));
     assert.equal(untouched?.description, "renamed", "a change that names nothing keeps the description");
@@ -42,6 +55,19 @@ export function runProjectCatalogContract(makeStore: () => Promise<Store>): void
     assert.equal(await store.getProject("nope"), null);
     assert.deepEqual([await store.hasProject("alpha"), await store.hasProject("nope")], [true, false]);
     await store.close();
+  });
+
+  test("a project's callback key is stored at its first use, kept by later calls, and replaced by a rotation", async () => {
+    const store = await makeStore();
+    await store.createProject("beta", "", at(1));
+    assert.equal(await store.callbackSecret("beta", "first"), "first");
+    assert.equal(await store.callbackSecret("beta", "second"), "first", "a later candidate replaced the key");
+    assert.equal(await store.callbackSecret("nope", "x"), null);
+    assert.equal(await store.rotateCallbackSecret("beta", "rotated", at(2)), true);
+    assert.equal(await store.callbackSecret("beta", "third"), "rotated");
+    assert.equal(await store.rotateCallbackSecret("nope", "x", at(2)), false);
+    await store.createProject("gamma", "", at(3));
+    assert.equal(await store.callbackSecret("gamma", "own"), "own", "projects share one key");
   });
 
   test("counts a project's functions and its queued, delayed and running tasks", async () => {

@@ -67,6 +67,7 @@ describe("PostgreSQL migration 003", { timeout: 60_000, skip: skipWithoutDatabas
       assert.deepEqual(await store.getProject(project), {
         name: project,
         description: "",
+        plan: null,
         createdAt: t0,
         updatedAt: t0,
       });

@@ -8,7 +8,7 @@ import { toProjectRecord, type ProjectRow } from "../rows.js";
 import type { PostgresConnections } from "./postgres-connections.js";
 import type { Queryable } from "./statements.js";
 
-const projectColumns = "name, description, created_at, updated_at";
+export const projectColumns = "name, description, plan, created_at, updated_at";
 
 /**
  * The project's queued, delayed and running tasks, counted where they wait rather than by state: those
@@ -78,6 +78,29 @@ export class PostgresProjectCatalog implements ProjectCatalog {
       values: [name, change.description ?? null, now.getTime()],
     });
     return rows[0] === undefined ? null : toProjectRecord(rows[0]);
+  }
+
+  async callbackSecret(project: string, candidate: string): Promise<string | null> {
+    // $1 project. Read in a statement after the update, so a secret a racing node stored is seen.
+    const read = { text: "SELECT callback_secret FROM projects WHERE name = $1", values: [project] };
+    const { rows } = await this.connections.db.query<{ callback_secret: string | null }>(read);
+    if (rows[0] === undefined) return null;
+    if (rows[0].callback_secret !== null) return rows[0].callback_secret;
+    await this.connections.db.query({
+      text: "UPDATE projects SET callback_secret = $2 WHERE name = $1 AND callback_secret IS NULL",
+      values: [project, candidate],
+    });
+    const again = await this.connections.db.query<{ callback_secret: string | null }>(read);
+    return again.rows[0]?.callback_secret ?? null;
+  }
+
+  async rotateCallbackSecret(project: string, secret: string, now: Date): Promise<boolean> {
+    // $1 project, $2 secret, $3 now (epoch ms)
+    const { rowCount } = await this.connections.db.query({
+      text: "UPDATE projects SET callback_secret = $2, updated_at = $3 WHERE name = $1",
+      values: [project, secret, now.getTime()],
+    });
+    return rowCount === 1;
   }
 
   async countProjectContents(name: string): Promise<ProjectContents> {

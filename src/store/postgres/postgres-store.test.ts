@@ -26,17 +26,7 @@ import {
 const database = new TestDatabase(testDatabaseUrl ?? "");
 const admin = database.admin;
 
-/** Waits until a statement of the schema's stores whose text contains `sql` waits for a lock. */
-function waitForLockWait(sql: string, what: string): Promise<void> {
-  return waitFor(async () => {
-    const { rows } = await admin.query<{ waiting: number }>(
-      `SELECT count(*)::int AS waiting FROM pg_stat_activity
-        WHERE application_name LIKE 'kiln %' AND wait_event_type = 'Lock' AND strpos(query, $1) > 0`,
-      [sql],
-    );
-    return rows[0]?.waiting === 1;
-  }, what);
-}
+const waitForLockWait = (sql: string, what: string) => database.waitForLockWait(sql, what);
 
 /** A store with `hello` deployed, whose lane's ids it has cached by running one task through. */
 async function storeWithLaneKnown(schema: string, nodeId?: string): Promise<PostgresStore> {
@@ -66,7 +56,13 @@ const openStore = (schema: string, nodeId?: string) => database.openStore(schema
 if (testDatabaseUrl !== null) await database.check();
 after(() => database.close());
 
-runStoreContract("PostgresStore", () => openStore(freshSchema()), { skip: skipWithoutDatabase });
+runStoreContract("PostgresStore", () => openStore(freshSchema()), {
+  skip: skipWithoutDatabase,
+  storePlanLimitsJson: async (store, plan, json) => {
+    const { schema } = store as PostgresStore;
+    await admin.query(`UPDATE ${schema}.plans SET limits = $1 WHERE name = $2`, [json, plan]);
+  },
+});
 
 describe(
   "PostgresStore on a database shared by several nodes",

@@ -7,6 +7,7 @@ import type { Store } from "../store.js";
 import { PostgresCallbackOutbox } from "./postgres-callback-outbox.js";
 import { PostgresConnections, type PostgresStoreOptions } from "./postgres-connections.js";
 import { PostgresFunctionCatalog } from "./postgres-function-catalog.js";
+import { PostgresPlanCatalog } from "./postgres-plan-catalog.js";
 import { PostgresProjectCatalog } from "./postgres-project-catalog.js";
 import { PostgresTaskQueue } from "./postgres-task-queue.js";
 import { PostgresTaskReads } from "./postgres-task-reads.js";
@@ -19,6 +20,7 @@ export type { Recovery } from "./postgres-task-recovery.js";
 export class PostgresStore implements Store {
   private readonly connections: PostgresConnections;
   private readonly projects: PostgresProjectCatalog;
+  private readonly plans: PostgresPlanCatalog;
   private readonly functions: PostgresFunctionCatalog;
   private readonly queue: PostgresTaskQueue;
   private readonly recovery: PostgresTaskRecovery;
@@ -30,6 +32,7 @@ export class PostgresStore implements Store {
   constructor(options: PostgresStoreOptions) {
     this.connections = new PostgresConnections(options);
     this.projects = new PostgresProjectCatalog(this.connections);
+    this.plans = new PostgresPlanCatalog(this.connections);
     this.functions = new PostgresFunctionCatalog(this.connections);
     this.queue = new PostgresTaskQueue(this.connections);
     this.recovery = new PostgresTaskRecovery(this.connections);
@@ -80,6 +83,18 @@ export class PostgresStore implements Store {
   readonly countProjectContents: Store["countProjectContents"] = (...args) =>
     this.projects.countProjectContents(...args);
   readonly deleteProject: Store["deleteProject"] = (...args) => this.projects.deleteProject(...args);
+  readonly createPlan: Store["createPlan"] = (...args) => this.plans.createPlan(...args);
+  readonly getPlan: Store["getPlan"] = (...args) => this.plans.getPlan(...args);
+  readonly listPlans: Store["listPlans"] = (...args) => this.plans.listPlans(...args);
+  readonly updatePlan: Store["updatePlan"] = (...args) => this.plans.updatePlan(...args);
+  readonly deletePlan: Store["deletePlan"] = (...args) => this.plans.deletePlan(...args);
+  readonly setProjectPlan: Store["setProjectPlan"] = (...args) => this.plans.setProjectPlan(...args);
+  readonly planOfProject: Store["planOfProject"] = (...args) => this.plans.planOfProject(...args);
+  readonly listProjectsOnPlan: Store["listProjectsOnPlan"] = (...args) =>
+    this.plans.listProjectsOnPlan(...args);
+  readonly callbackSecret: Store["callbackSecret"] = (...args) => this.projects.callbackSecret(...args);
+  readonly rotateCallbackSecret: Store["rotateCallbackSecret"] = (...args) =>
+    this.projects.rotateCallbackSecret(...args);
 
   readonly deployRevision: Store["deployRevision"] = (...args) => this.functions.deployRevision(...args);
   readonly getFunction: Store["getFunction"] = (...args) => this.functions.getFunction(...args);

@@ -61,6 +61,18 @@ export class TestDatabase {
     return store;
   }
 
+  /** Waits until a statement of a store whose text contains `sql` waits for a lock. */
+  waitForLockWait(sql: string, what: string): Promise<void> {
+    return waitFor(async () => {
+      const { rows } = await this.admin.query<{ waiting: number }>(
+        `SELECT count(*)::int AS waiting FROM pg_stat_activity
+          WHERE application_name LIKE 'kiln %' AND wait_event_type = 'Lock' AND strpos(query, $1) > 0`,
+        [sql],
+      );
+      return rows[0]?.waiting === 1;
+    }, what);
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.stores.map((store) => store.close()));
     for (const schema of this.schemas) await this.admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);

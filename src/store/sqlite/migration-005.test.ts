@@ -53,6 +53,7 @@ test("SQLite migration 005 carries tasks in every state over unchanged, and each
       assert.deepEqual(await store.getProject(project), {
         name: project,
         description: "",
+        plan: null,
         createdAt: t0,
         updatedAt: t0,
       });

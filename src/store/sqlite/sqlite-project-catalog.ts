@@ -8,7 +8,7 @@ import { toProjectRecord, type ProjectRow } from "../rows.js";
 import type { SqliteDatabase } from "./sqlite-database.js";
 import type { SqliteLaneIds } from "./sqlite-lane-ids.js";
 
-const projectColumns = "name, description, created_at, updated_at";
+export const projectColumns = "name, description, plan, created_at, updated_at";
 
 /**
  * The project's queued, delayed and running tasks, counted where they wait rather than by state: those
@@ -56,6 +56,37 @@ export class SqliteProjectCatalog implements ProjectCatalog {
         .get(name, description, now.getTime(), now.getTime());
       return row === undefined ? null : toProjectRecord(row);
     }, true);
+  }
+
+  callbackSecret(project: string, candidate: string): Promise<string | null> {
+    const stored = this.database
+      .sql<[string], { callback_secret: string | null }>(
+        "SELECT callback_secret FROM projects WHERE name = ?",
+      )
+      .get(project);
+    if (stored === undefined) return Promise.resolve(null);
+    if (stored.callback_secret !== null) return Promise.resolve(stored.callback_secret);
+    return this.database.commits.write(() => {
+      this.database
+        .sql("UPDATE projects SET callback_secret = ? WHERE name = ? AND callback_secret IS NULL")
+        .run(candidate, project);
+      const row = this.database
+        .sql<[string], { callback_secret: string | null }>(
+          "SELECT callback_secret FROM projects WHERE name = ?",
+        )
+        .get(project);
+      return row?.callback_secret ?? null;
+    }, true);
+  }
+
+  rotateCallbackSecret(project: string, secret: string, now: Date): Promise<boolean> {
+    return this.database.commits.write(
+      () =>
+        this.database
+          .sql("UPDATE projects SET callback_secret = ?, updated_at = ? WHERE name = ?")
+          .run(secret, now.getTime(), project).changes === 1,
+      true,
+    );
   }
 
   getProject(name: string): Promise<ProjectRecord | null> {

@@ -8,6 +8,7 @@ import { SqliteCallbackOutbox } from "./sqlite-callback-outbox.js";
 import { SqliteDatabase, type SqliteStoreOptions } from "./sqlite-database.js";
 import { SqliteFunctionCatalog } from "./sqlite-function-catalog.js";
 import { SqliteLaneIds } from "./sqlite-lane-ids.js";
+import { SqlitePlanCatalog } from "./sqlite-plan-catalog.js";
 import { SqliteProjectCatalog } from "./sqlite-project-catalog.js";
 import { SqliteTaskQueue } from "./sqlite-task-queue.js";
 import { SqliteTaskReads } from "./sqlite-task-reads.js";
@@ -18,6 +19,7 @@ export type { SqliteStoreOptions } from "./sqlite-database.js";
 export class SqliteStore implements Store {
   private readonly database: SqliteDatabase;
   private readonly projects: SqliteProjectCatalog;
+  private readonly plans: SqlitePlanCatalog;
   private readonly functions: SqliteFunctionCatalog;
   private readonly queue: SqliteTaskQueue;
   private readonly reads: SqliteTaskReads;
@@ -29,6 +31,7 @@ export class SqliteStore implements Store {
     // One cache of lane ids: a project's deletion makes the queue forget the lanes it deleted.
     const laneIds = new SqliteLaneIds(this.database);
     this.projects = new SqliteProjectCatalog(this.database, laneIds);
+    this.plans = new SqlitePlanCatalog(this.database);
     this.functions = new SqliteFunctionCatalog(this.database);
     this.queue = new SqliteTaskQueue(this.database, laneIds);
     this.reads = new SqliteTaskReads(this.database);
@@ -45,6 +48,18 @@ export class SqliteStore implements Store {
   readonly countProjectContents: Store["countProjectContents"] = (...args) =>
     this.projects.countProjectContents(...args);
   readonly deleteProject: Store["deleteProject"] = (...args) => this.projects.deleteProject(...args);
+  readonly createPlan: Store["createPlan"] = (...args) => this.plans.createPlan(...args);
+  readonly getPlan: Store["getPlan"] = (...args) => this.plans.getPlan(...args);
+  readonly listPlans: Store["listPlans"] = (...args) => this.plans.listPlans(...args);
+  readonly updatePlan: Store["updatePlan"] = (...args) => this.plans.updatePlan(...args);
+  readonly deletePlan: Store["deletePlan"] = (...args) => this.plans.deletePlan(...args);
+  readonly setProjectPlan: Store["setProjectPlan"] = (...args) => this.plans.setProjectPlan(...args);
+  readonly planOfProject: Store["planOfProject"] = (...args) => this.plans.planOfProject(...args);
+  readonly listProjectsOnPlan: Store["listProjectsOnPlan"] = (...args) =>
+    this.plans.listProjectsOnPlan(...args);
+  readonly callbackSecret: Store["callbackSecret"] = (...args) => this.projects.callbackSecret(...args);
+  readonly rotateCallbackSecret: Store["rotateCallbackSecret"] = (...args) =>
+    this.projects.rotateCallbackSecret(...args);
 
   readonly deployRevision: Store["deployRevision"] = (...args) => this.functions.deployRevision(...args);
   readonly getFunction: Store["getFunction"] = (...args) => this.functions.getFunction(...args);
