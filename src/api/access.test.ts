@@ -4,29 +4,15 @@
  * route the OpenAPI document lists, so a new route cannot forget it.
  */
 import assert from "node:assert/strict";
-import { mkdir, writeFile } from "node:fs/promises";
-import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
 import type { InjectOptions } from "fastify";
-import { packFunction } from "../client/pack-function.js";
-import { startTestNode, testToken, type TestNode } from "./test-node.js";
+import { callApi, deploySleeper, startTestNode, type TestNode } from "./test-node.js";
 
 let testNode: TestNode;
 
-async function call(token: string, options: InjectOptions) {
-  const response = await testNode.node.app.inject({
-    ...options,
-    headers: { authorization: `Bearer ${token}`, ...options.headers },
-  });
-  return {
-    status: response.statusCode,
-    body: response.body,
-    json: () => response.json<Record<string, unknown>>(),
-  };
-}
-
-const admin = (options: InjectOptions) => call(testToken, options);
+const call = (token: string, options: InjectOptions) => callApi(testNode.node, options, token);
+const admin = (options: InjectOptions) => callApi(testNode.node, options);
 
 async function createProject(name: string): Promise<void> {
   const created = await admin({ method: "POST", url: "/v1/projects", payload: { name } });
@@ -34,23 +20,14 @@ async function createProject(name: string): Promise<void> {
 }
 
 async function deploy(project: string, name: string): Promise<void> {
-  const dir = path.join(testNode.root, `${project}-${name}`);
-  await mkdir(dir);
-  await writeFile(path.join(dir, "kiln.json"), JSON.stringify({ paused: true }));
-  await writeFile(path.join(dir, "index.js"), "export default async (payload) => payload;\n");
-  const deployed = await admin({
-    method: "PUT",
-    url: `/v1/projects/${project}/functions/${name}`,
-    headers: { "content-type": "application/gzip" },
-    payload: Buffer.from(await packFunction(dir)),
-  });
+  const deployed = await deploySleeper(testNode, project, name, { paused: true });
   assert.equal(deployed.status, 201, deployed.body);
 }
 
 async function createToken(body: Record<string, unknown>): Promise<{ id: string; secret: string }> {
   const created = await admin({ method: "POST", url: "/v1/tokens", payload: { name: "t", ...body } });
   assert.equal(created.status, 201, created.body);
-  const answer = created.json() as { token: { id: string }; secret: string };
+  const answer = created.json<{ token: { id: string }; secret: string }>();
   return { id: answer.token.id, secret: answer.secret };
 }
 
@@ -87,7 +64,7 @@ describe("roles within a project", () => {
 
     const created = await call(run.secret, createTask);
     assert.equal(created.status, 201, created.body);
-    const { task } = created.json() as { task: { id: string } };
+    const { task } = created.json<{ task: { id: string } }>();
     assert.equal((await call(run.secret, pause)).status, 403);
     const cancelled = await call(run.secret, {
       method: "POST",
@@ -97,7 +74,7 @@ describe("roles within a project", () => {
 
     const changed = await call(deployer.secret, pause);
     assert.equal(changed.status, 200, changed.body);
-    assert.equal((changed.json() as { retries: number }).retries, 2);
+    assert.equal(changed.json<{ retries: number }>().retries, 2);
   });
 
   test("a project token cannot manage projects, tokens or nodes, and lists only its own project", async () => {
@@ -115,11 +92,11 @@ describe("roles within a project", () => {
     }
     const listed = await call(deployer.secret, { url: "/v1/projects" });
     assert.deepEqual(
-      (listed.json() as { projects: { name: string }[] }).projects.map((project) => project.name),
+      listed.json<{ projects: { name: string }[] }>().projects.map((project) => project.name),
       ["alpha"],
     );
     const shown = await call(deployer.secret, { url: "/v1/projects/alpha" });
-    assert.deepEqual((shown.json() as { usage: unknown }).usage, { functions: 1, unfinishedTasks: 0 });
+    assert.deepEqual(shown.json<{ usage: unknown }>().usage, { functions: 1, unfinishedTasks: 0 });
   });
 
   test("a stored admin token may do what the bootstrap token may", async () => {
@@ -141,9 +118,9 @@ describe("a token's life", () => {
     let mine;
     for (;;) {
       listing = await admin({ url: "/v1/tokens?project=alpha" });
-      const { tokens } = listing.json() as {
+      const { tokens } = listing.json<{
         tokens: { id: string; name: string; lastUsedAt: string | null }[];
-      };
+      }>();
       mine = tokens.find((candidate) => candidate.id === token.id);
       if (mine?.lastUsedAt !== null || Date.now() - started > 2000) break;
       // (`inject` answers without leaving the microtask queue: let the store's commit run.)
@@ -159,7 +136,7 @@ describe("a token's life", () => {
     assert.equal((await call(token.secret, { url: "/v1/projects/alpha" })).status, 200);
     const revoked = await admin({ method: "DELETE", url: `/v1/tokens/${token.id}` });
     assert.equal(revoked.status, 200, revoked.body);
-    const first = (revoked.json() as { revokedAt: string }).revokedAt;
+    const first = revoked.json<{ revokedAt: string }>().revokedAt;
     const started = Date.now();
     let refused;
     for (;;) {
@@ -171,7 +148,7 @@ describe("a token's life", () => {
     assert.ok(Date.now() - started < 1000, `refused only after ${Date.now() - started} ms`);
     assert.match(refused.body, /was revoked/);
     const again = await admin({ method: "DELETE", url: `/v1/tokens/${token.id}` });
-    assert.equal((again.json() as { revokedAt: string }).revokedAt, first);
+    assert.equal(again.json<{ revokedAt: string }>().revokedAt, first);
     assert.equal((await admin({ method: "DELETE", url: "/v1/tokens/tok_nope" })).status, 404);
   });
 
@@ -204,9 +181,9 @@ describe("a token's life", () => {
     for (const [payload, field] of cases) {
       const refused = await admin({ method: "POST", url: "/v1/tokens", payload });
       assert.equal(refused.status, 400, refused.body);
-      const { error } = refused.json() as {
+      const { error } = refused.json<{
         error: { code: string; details: { errors: { field: string }[] } };
-      };
+      }>();
       assert.equal(error.code, "BAD_REQUEST");
       assert.equal(error.details.errors[0]?.field, field, refused.body);
     }
@@ -227,12 +204,12 @@ test("a token of another project learns nothing on any route of the OpenAPI docu
     url: "/v1/projects/beta/tasks",
     payload: { function: "beta-secret-fn" },
   });
-  const taskId = (task.json() as { task: { id: string } }).task.id;
+  const taskId = task.json<{ task: { id: string } }>().task.id;
   const betaToken = await createToken({ role: "read", project: "beta", name: "beta-token-name" });
   const secrets = ["beta-secret-fn", taskId, betaToken.id, "beta-token-name"];
-  const document = (await admin({ url: "/openapi.json" })).json() as {
+  const document = (await admin({ url: "/openapi.json" })).json<{
     paths: Record<string, Record<string, unknown>>;
-  };
+  }>();
   const values: Record<string, string> = { project: "beta", name: "beta-secret-fn", id: taskId };
   let routes = 0;
   for (const [template, operations] of Object.entries(document.paths)) {
@@ -255,6 +232,6 @@ test("a token of another project learns nothing on any route of the OpenAPI docu
   assert.ok(routes >= 20, `the OpenAPI document lists only ${routes} routes`);
   // Nothing of beta was changed by all of that.
   const still = await admin({ url: `/v1/projects/beta/tasks/${taskId}` });
-  assert.equal((still.json() as { state: string }).state, "queued");
+  assert.equal(still.json<{ state: string }>().state, "queued");
   assert.equal((await admin({ url: "/v1/projects/beta" })).status, 200);
 });

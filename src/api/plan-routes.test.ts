@@ -3,39 +3,20 @@
  * those projects held to them — at deploy, at a change of settings, at task creation and invoke.
  */
 import assert from "node:assert/strict";
-import { mkdir, writeFile } from "node:fs/promises";
-import path from "node:path";
 import { after, before, test } from "node:test";
 import type { InjectOptions } from "fastify";
-import { packFunction } from "../client/pack-function.js";
-import { startTestNode, testToken, type TestNode } from "./test-node.js";
+import { callApi, deploySleeper, startTestNode, type TestNode } from "./test-node.js";
 
 let testNode: TestNode;
 
-async function admin(options: InjectOptions) {
-  const response = await testNode.node.app.inject({
-    ...options,
-    headers: { authorization: `Bearer ${testToken}`, ...options.headers },
-  });
-  return { status: response.statusCode, body: response.body, json: <T>() => response.json<T>() };
-}
+const admin = (options: InjectOptions) => callApi(testNode.node, options);
 
 interface ErrorBody {
   error: { code: string; message: string; details: { errors?: { field: string; message: string }[] } };
 }
 
-async function deploy(project: string, name: string, manifest: object) {
-  const dir = path.join(testNode.root, `${project}-${name}-${Math.random().toString(36).slice(2)}`);
-  await mkdir(dir);
-  await writeFile(path.join(dir, "kiln.json"), JSON.stringify({ paused: true, ...manifest }));
-  await writeFile(path.join(dir, "index.js"), "export default async (payload) => payload;\n");
-  return admin({
-    method: "PUT",
-    url: `/v1/projects/${project}/functions/${name}`,
-    headers: { "content-type": "application/gzip" },
-    payload: Buffer.from(await packFunction(dir)),
-  });
-}
+const deploy = (project: string, name: string, manifest: object) =>
+  deploySleeper(testNode, project, name, { paused: true, ...manifest });
 
 before(async () => {
   testNode = await startTestNode("plans");

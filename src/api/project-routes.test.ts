@@ -1,36 +1,15 @@
 /** Projects through the API: create, list, show with usage, change, and delete with what they hold. */
 import assert from "node:assert/strict";
-import { mkdir, writeFile } from "node:fs/promises";
-import path from "node:path";
 import { after, before, test } from "node:test";
 import type { InjectOptions } from "fastify";
-import { packFunction } from "../client/pack-function.js";
-import { startTestNode, testToken, type TestNode } from "./test-node.js";
+import { callApi, deploySleeper, startTestNode, type TestNode } from "./test-node.js";
 
 let testNode: TestNode;
 
-async function admin(options: InjectOptions) {
-  const response = await testNode.node.app.inject({
-    ...options,
-    headers: { authorization: `Bearer ${testToken}`, ...options.headers },
-  });
-  return { status: response.statusCode, body: response.body, json: <T>() => response.json<T>() };
-}
+const admin = (options: InjectOptions) => callApi(testNode.node, options);
 
 async function deploy(project: string, name: string, paused: boolean): Promise<void> {
-  const dir = path.join(testNode.root, `${project}-${name}`);
-  await mkdir(dir);
-  await writeFile(path.join(dir, "kiln.json"), JSON.stringify({ paused }));
-  await writeFile(
-    path.join(dir, "index.js"),
-    "export default async (payload) => { await new Promise((r) => setTimeout(r, payload?.sleepMs ?? 0)); return payload; };\n",
-  );
-  const deployed = await admin({
-    method: "PUT",
-    url: `/v1/projects/${project}/functions/${name}`,
-    headers: { "content-type": "application/gzip" },
-    payload: Buffer.from(await packFunction(dir)),
-  });
+  const deployed = await deploySleeper(testNode, project, name, { paused });
   assert.equal(deployed.status, 201, deployed.body);
 }
 

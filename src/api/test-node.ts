@@ -6,6 +6,7 @@ import path from "node:path";
 import { packFunction } from "../client/pack-function.js";
 import { loadConfig } from "../config/config.js";
 import { startNode, type RunningNode } from "../main.js";
+import type { InjectOptions } from "fastify";
 
 export const testToken = "test-token";
 
@@ -44,4 +45,48 @@ export async function deployPausedHello({ node, root }: TestNode): Promise<void>
     payload: Buffer.from(await packFunction(dir)),
   });
   assert.equal(deployed.statusCode, 201, deployed.body);
+}
+
+/** An answer to `callApi`: status, raw body and the body parsed. */
+export interface ApiAnswer {
+  status: number;
+  body: string;
+  json<T = Record<string, unknown>>(): T;
+}
+
+/** Calls the node's API in process with `token` (default: the admin token). */
+export async function callApi(
+  node: RunningNode,
+  options: InjectOptions,
+  token = testToken,
+): Promise<ApiAnswer> {
+  const response = await node.app.inject({
+    ...options,
+    headers: { authorization: `Bearer ${token}`, ...options.headers },
+  });
+  return { status: response.statusCode, body: response.body, json: <T>() => response.json<T>() };
+}
+
+/**
+ * Deploys a function that sleeps `payload.sleepMs` (if given) and returns its payload, with `manifest`
+ * as its kiln.json; resolves with the deploy's answer.
+ */
+export async function deploySleeper(
+  { node, root }: TestNode,
+  project: string,
+  name: string,
+  manifest: object = {},
+): Promise<ApiAnswer> {
+  const dir = await mkdtemp(path.join(root, `${project}-${name}-`));
+  await writeFile(path.join(dir, "kiln.json"), JSON.stringify(manifest));
+  await writeFile(
+    path.join(dir, "index.js"),
+    "export default async (payload) => { await new Promise((r) => setTimeout(r, payload?.sleepMs ?? 0)); return payload; };\n",
+  );
+  return callApi(node, {
+    method: "PUT",
+    url: `/v1/projects/${project}/functions/${name}`,
+    headers: { "content-type": "application/gzip" },
+    payload: Buffer.from(await packFunction(dir)),
+  });
 }
