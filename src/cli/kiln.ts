@@ -6,6 +6,7 @@ import { globalOptions, globalUsage, type Command } from "./command.js";
 import { deployCommand } from "./commands/deploy.js";
 import { functionsCommand, revisionsCommand, rollbackCommand } from "./commands/functions.js";
 import { invokeCommand } from "./commands/invoke.js";
+import { plansCommand } from "./commands/plans.js";
 import { projectsCommand } from "./commands/projects.js";
 import { runCommand } from "./commands/run.js";
 import { serveCommand } from "./commands/serve.js";
@@ -27,6 +28,7 @@ const commands: readonly Command[] = [
   cancelCommand,
   retryCommand,
   projectsCommand,
+  plansCommand,
   tokensCommand,
 ];
 
@@ -73,6 +75,8 @@ function reportError(error: unknown): void {
       );
     } else if (error.code === "PROJECT_HAS_TASKS") {
       process.stderr.write("hint: --cancel-tasks cancels them first (running tasks are stopped)\n");
+    } else if (error.code === "PLAN_IN_USE") {
+      process.stderr.write("hint: kiln projects update <project> --plan OTHER (or --plan none) moves one\n");
     } else if (error.code === "NETWORK_ERROR") {
       process.stderr.write(
         "hint: is the server running (kiln serve)? Set --url or KILN_URL to reach another\n",

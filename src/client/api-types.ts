@@ -233,17 +233,55 @@ export interface Project {
   name: string;
   /** What the project is for; `""` when none was given. */
   description: string;
+  /** The plan the project is on, whose limits its functions and tasks are held to; null: none. */
+  plan: string | null;
   createdAt: IsoTimestamp;
   updatedAt: IsoTimestamp;
 }
 
-/** A project as `getProject` shows it: with what it holds now. */
+/** What `updateProject` may change; a field left out stays as it is. */
+export interface ProjectPatch {
+  /** At most 500 characters; `""` clears it. */
+  description?: string;
+  /** Puts the project on the plan of this name; null takes it off its plan. */
+  plan?: string | null;
+}
+
+/** A project as `getProject` shows it: with its plan's limits and what it holds now. */
 export interface ProjectWithUsage extends Project {
+  /** The plan the project is on, with its limits; null when it is on none (no limits). */
+  limits: Plan | null;
   usage: {
     functions: number;
     /** Queued, delayed or running tasks: a project that has any cannot be deleted without cancelling them. */
     unfinishedTasks: number;
   };
+}
+
+/**
+ * The limits of a plan; null means not set. Only these three exist so far: concurrency, queue length
+ * and request rate per project are not part of plans yet.
+ */
+export interface PlanLimits {
+  /** The most memory (MiB) a function of a project on the plan may ask for, 64..4096. */
+  maxMemoryMb: number | null;
+  /** The longest timeout (seconds) a function or one of its tasks may have, 1..3600. */
+  maxTimeoutS: number | null;
+  /** The largest task payload (bytes of JSON), 1..1073741824; the node's own limit still applies. */
+  maxPayloadBytes: number | null;
+}
+
+/** A named set of limits that projects are put on (`updateProject(name, { plan })`). */
+export interface Plan extends PlanLimits {
+  name: string;
+  createdAt: IsoTimestamp;
+  updatedAt: IsoTimestamp;
+}
+
+/** A plan as `getPlan` shows it: with the projects on it. */
+export interface PlanWithProjects extends Plan {
+  /** The names of the projects on the plan. */
+  projects: string[];
 }
 
 /** Every role a token can have, the most powerful first. */

@@ -9,7 +9,11 @@ import type {
   InvokeOutcome,
   InvokePending,
   KilnFunction,
+  Plan,
+  PlanLimits,
+  PlanWithProjects,
   Project,
+  ProjectPatch,
   ProjectWithUsage,
   Revision,
   Task,
@@ -19,6 +23,7 @@ import type {
   TaskState,
   TokenInput,
 } from "./api-types.js";
+import { createAdminMethods } from "./admin-methods.js";
 import { KilnApiError } from "./kiln-api-error.js";
 import { createTransport, type RawResponse } from "./transport.js";
 
@@ -114,12 +119,21 @@ export interface KilnClient {
    */
   createProject(name: string, options?: { description?: string }): Promise<Project>;
   /**
-   * The project (default: the client's) with how many functions and unfinished tasks it holds. Any role
-   * of the project may read it; `PROJECT_NOT_FOUND` (404) when it does not exist or is not the token's.
+   * The project (default: the client's) with its plan's limits (`limits`, null when it is on no plan)
+   * and how many functions and unfinished tasks it holds. Any role of the project may read it;
+   * `PROJECT_NOT_FOUND` (404) when it does not exist or is not the token's.
    */
   getProject(name?: string): Promise<ProjectWithUsage>;
-  /** Changes the description (admin token). `PROJECT_NOT_FOUND` (404), `FORBIDDEN` (403). */
-  updateProject(name: string, patch: { description?: string }): Promise<Project>;
+  /**
+   * Changes the description, or the plan the project is on (`plan: null` takes it off), with an admin
+   * token. Throws `KilnApiError` with code `OVER_PLAN_LIMIT` (400) when a function of the project is over
+   * the plan's limits (`details.errors` names each; nothing changes), `PLAN_NOT_FOUND` (404) for an
+   * unknown plan, `PROJECT_NOT_FOUND` (404), `FORBIDDEN` (403).
+   *
+   * @example
+   * await kiln.updateProject("shop", { plan: "small" });
+   */
+  updateProject(name: string, patch: ProjectPatch): Promise<Project>;
   /**
    * Deletes the project with its functions, revisions, tasks and tokens (admin token). Throws
    * `KilnApiError` with code `PROJECT_HAS_TASKS` (409, `details.unfinishedTasks`) while it has queued,
@@ -154,6 +168,32 @@ export interface KilnClient {
    * set; revoking it again changes nothing. `TOKEN_NOT_FOUND` (404) for an unknown id.
    */
   revokeToken(id: string): Promise<ApiToken>;
+  /** Every plan, by name (admin token). */
+  listPlans(): Promise<Plan[]>;
+  /**
+   * Creates a plan (admin token): limits the projects put on it are held to, on every node within a
+   * second. A limit left out or null is not set. Throws `KilnApiError` with code `PLAN_EXISTS` (409)
+   * when the name is taken, `FORBIDDEN` (403) with a project token.
+   *
+   * @example
+   * await kiln.createPlan("small", { maxMemoryMb: 256, maxTimeoutS: 60 });
+   * await kiln.updateProject("shop", { plan: "small" });
+   */
+  createPlan(name: string, limits?: Partial<PlanLimits>): Promise<Plan>;
+  /** The plan with the names of the projects on it (admin token). `PLAN_NOT_FOUND` (404). */
+  getPlan(name: string): Promise<PlanWithProjects>;
+  /**
+   * Changes the limits given (null removes one) and keeps the others (admin token); every node holds
+   * the plan's projects to them within a second. Throws `KilnApiError` with code `OVER_PLAN_LIMIT` (400)
+   * when a function of a project on the plan would be over them (`details.errors` names each; nothing
+   * changes), `PLAN_NOT_FOUND` (404).
+   */
+  updatePlan(name: string, limits: Partial<PlanLimits>): Promise<Plan>;
+  /**
+   * Deletes the plan (admin token). Throws `KilnApiError` with code `PLAN_IN_USE` (409,
+   * `details.projects` names them) while projects are on it, `PLAN_NOT_FOUND` (404).
+   */
+  deletePlan(name: string): Promise<void>;
 }
 
 /** The most tasks the server takes in one request. */
@@ -279,28 +319,7 @@ export function createClient(options: ClientOptions): KilnClient {
     getTaskLog: (id) => transport.requestText("GET", `${taskPath(id)}/log`),
     cancelTask: (id) => requestJson("POST", `${taskPath(id)}/cancel`),
     retryTask: (id) => requestJson("POST", `${taskPath(id)}/retry`),
-    listProjects: async () => (await requestJson<{ projects: Project[] }>("GET", "/v1/projects")).projects,
-    createProject: (name, createOptions = {}) =>
-      requestJson("POST", "/v1/projects", { json: { name, description: createOptions.description } }),
-    getProject: (name) => requestJson("GET", projectPath(name)),
-    getCallbackSecret: async (name) =>
-      (await requestJson<{ secret: string }>("GET", `${projectPath(name)}/callback-secret`)).secret,
-    rotateCallbackSecret: async (name) =>
-      (await requestJson<{ secret: string }>("POST", `${projectPath(name)}/callback-secret/rotate`)).secret,
-    updateProject: (name, patch) => requestJson("PATCH", projectPath(name), { json: patch }),
-    async deleteProject(name, deleteOptions = {}) {
-      const { cancelTasks } = deleteOptions;
-      // 204 without a body: nothing to parse.
-      await transport.request("DELETE", projectPath(name), {
-        query: { cancelTasks: cancelTasks === undefined ? undefined : String(cancelTasks) },
-      });
-    },
-    createToken: (input) => requestJson("POST", "/v1/tokens", { json: input }),
-    async listTokens(listOptions = {}) {
-      const query = { project: listOptions.project };
-      return (await requestJson<{ tokens: ApiToken[] }>("GET", "/v1/tokens", { query })).tokens;
-    },
-    revokeToken: (id) => requestJson("DELETE", `/v1/tokens/${encodeURIComponent(id)}`),
+    ...createAdminMethods(transport, projectPath),
   };
 }
 

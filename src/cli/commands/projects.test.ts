@@ -1,14 +1,23 @@
 /** `kiln projects` run as a user runs it: the built CLI against a fake API server. */
 import assert from "node:assert/strict";
 import { after, before, beforeEach, test } from "node:test";
-import type { Project } from "../../client/index.js";
+import type { Plan, Project } from "../../client/index.js";
 import { FakeApiServer, type CannedAnswer, type SeenRequest } from "../fake-api-server.js";
 
 const threeDaysAgo = new Date(Date.now() - 3 * 86_400_000).toISOString();
 
-function project(name: string, description = ""): Project {
-  return { name, description, createdAt: threeDaysAgo, updatedAt: threeDaysAgo };
+function project(name: string, description = "", plan: string | null = null): Project {
+  return { name, description, plan, createdAt: threeDaysAgo, updatedAt: threeDaysAgo };
 }
+
+const smallPlan: Plan = {
+  name: "small",
+  maxMemoryMb: 256,
+  maxTimeoutS: 60,
+  maxPayloadBytes: null,
+  createdAt: threeDaysAgo,
+  updatedAt: threeDaysAgo,
+};
 
 function apiError(status: number, code: string, message: string, details: unknown = null): CannedAnswer {
   return { status, body: { error: { code, message, details } } };
@@ -17,19 +26,33 @@ function apiError(status: number, code: string, message: string, details: unknow
 /** The project routes as the real server answers them, for a few known names. */
 function answer(request: SeenRequest): CannedAnswer {
   const name = decodeURIComponent(/^\/v1\/projects\/([^/]+)$/.exec(request.url.pathname)?.[1] ?? "");
-  const body = request.body === "" ? {} : (JSON.parse(request.body) as Record<string, string>);
+  const body = request.body === "" ? {} : (JSON.parse(request.body) as Record<string, string | null>);
   switch (request.method) {
     case "GET":
       if (name === "")
         return { status: 200, body: { projects: [project("default"), project("shop", "the web shop")] } };
       if (name === "missing") return apiError(404, "PROJECT_NOT_FOUND", `no project '${name}'`);
-      return { status: 200, body: { ...project(name), usage: { functions: 3, unfinishedTasks: 2 } } };
+      return {
+        status: 200,
+        body: {
+          ...project(name, "", name === "shop" ? "small" : null),
+          limits: name === "shop" ? smallPlan : null,
+          usage: { functions: 3, unfinishedTasks: 2 },
+        },
+      };
     case "POST":
       if (body.name === "taken")
         return apiError(409, "PROJECT_EXISTS", "a project named 'taken' exists already");
-      return { status: 201, body: project(body.name ?? "", body.description) };
+      return { status: 201, body: project(body.name ?? "", body.description ?? undefined) };
     case "PATCH":
-      return { status: 200, body: project(name, body.description) };
+      if (body.plan === "tiny") {
+        const message = "function 'resize' of project 'shop' has memoryMb 512, over the limit of plan 'tiny'";
+        return apiError(400, "OVER_PLAN_LIMIT", message, {
+          plan: "tiny",
+          errors: [{ field: "plan", message }],
+        });
+      }
+      return { status: 200, body: project(name, body.description ?? "", body.plan ?? null) };
     case "DELETE":
       if (name === "busy" && request.url.searchParams.get("cancelTasks") !== "true") {
         return apiError(409, "PROJECT_HAS_TASKS", "project 'busy' has 4 queued, delayed or running tasks", {
@@ -107,11 +130,46 @@ test("a global flag's value is not taken for the subcommand: --project list show
   assert.deepEqual(requestsMade(), ["GET /v1/projects/list"]);
 });
 
+test("show prints the plan the project is on with its limits, or that it is on none", async () => {
+  const onPlan = await api.runKiln(["projects", "show", "shop"]);
+  assert.equal(onPlan.code, 0);
+  assert.match(
+    onPlan.stdout,
+    /^Plan +small \(memory at most 256 MiB, timeout at most 60s, payload not limited\)$/m,
+  );
+  const offPlan = await api.runKiln(["projects", "show", "free"]);
+  assert.equal(offPlan.code, 0);
+  assert.match(offPlan.stdout, /^Plan +none \(no limits\)$/m);
+});
+
 test("update sends the new description and shows the project", async () => {
   const { code, stdout } = await api.runKiln(["projects", "update", "shop", "--description", "new words"]);
   assert.equal(code, 0);
   assert.match(stdout, /^Description +new words$/m);
   assert.deepEqual(requestsMade(), ['PATCH /v1/projects/shop {"description":"new words"}']);
+});
+
+test("update --plan puts the project on the plan, and --plan none takes it off", async () => {
+  const onPlan = await api.runKiln(["projects", "update", "shop", "--plan", "small"]);
+  assert.equal(onPlan.code, 0);
+  assert.match(onPlan.stdout, /^Plan +small$/m);
+  const offPlan = await api.runKiln(["projects", "update", "shop", "--plan", "none"]);
+  assert.equal(offPlan.code, 0);
+  assert.match(offPlan.stdout, /^Plan +none$/m);
+  assert.deepEqual(requestsMade(), [
+    'PATCH /v1/projects/shop {"plan":"small"}',
+    'PATCH /v1/projects/shop {"plan":null}',
+  ]);
+});
+
+test("update --plan to a plan a function is over prints OVER_PLAN_LIMIT naming it and exits 1", async () => {
+  const { code, stdout, stderr } = await api.runKiln(["projects", "update", "shop", "--plan", "tiny"]);
+  assert.equal(code, 1);
+  assert.equal(stdout, "");
+  assert.equal(
+    stderr,
+    "OVER_PLAN_LIMIT: function 'resize' of project 'shop' has memoryMb 512, over the limit of plan 'tiny'\n",
+  );
 });
 
 test("delete with --cancel-tasks asks the server to cancel the project's tasks first", async () => {
@@ -140,7 +198,8 @@ test("bad arguments are usage errors that point at the help, and call no server"
       "unknown subcommand 'rename' of projects; use one of list, create, show, update, delete",
     ],
     [["projects", "create"], "missing <name>"],
-    [["projects", "update", "shop"], "update needs --description TEXT, the only thing it changes"],
+    [["projects", "update", "shop"], "update needs --description TEXT or --plan P|none"],
+    [["projects", "update", "shop", "--plan"], "Option '--plan <value>' argument missing"],
     [["projects", "delete", "shop", "--description", "x"], "Unknown option '--description'"],
     [["projects", "show", "a", "b"], "unexpected argument 'b'"],
   ];
@@ -160,7 +219,7 @@ test("--help prints every subcommand", async () => {
     "[list]",
     "create <name>",
     "show [<name>]",
-    "update <name>",
+    "update <name> [--description TEXT] [--plan P|none]",
     "delete <name> [--cancel-tasks]",
   ]) {
     assert.ok(stdout.includes(`kiln projects ${line}`), line);

@@ -3,10 +3,12 @@ import type { Project, ProjectWithUsage } from "../../client/index.js";
 import { createUsageError } from "../cli-error.js";
 import { parseCommandArgs, type Command } from "../command.js";
 import { connectClient } from "../connection.js";
+import { describePlanLimits } from "../format-plan.js";
 import { formatAge, formatTable, writeJson, writeLine } from "../output.js";
 import { runSubcommand } from "../subcommand.js";
 
 const descriptionFlag = { description: { type: "string" } } as const;
+const updateFlags = { ...descriptionFlag, plan: { type: "string" } } as const;
 const deleteFlags = { "cancel-tasks": { type: "boolean" } } as const;
 
 export const projectsCommand: Command = {
@@ -15,7 +17,7 @@ export const projectsCommand: Command = {
   usage: `Usage: kiln projects [list]
        kiln projects create <name> [--description TEXT]
        kiln projects show [<name>]
-       kiln projects update <name> --description TEXT
+       kiln projects update <name> [--description TEXT] [--plan P|none]
        kiln projects delete <name> [--cancel-tasks]
 
 A project holds functions, tasks and tokens. Creating, updating and deleting projects needs an admin
@@ -23,13 +25,16 @@ token; a project's own token may list and show that project only.
 
   list             the projects, by name (what no subcommand does)
   create <name>    a new, empty project
-  show [<name>]    the project, with how many functions and unfinished tasks it holds
-                   (default: the project --project or KILN_PROJECT names)
-  update <name>    change the project's description
+  show [<name>]    the project, with its plan's limits and how many functions and unfinished tasks
+                   it holds (default: the project --project or KILN_PROJECT names)
+  update <name>    change the project's description, or the plan it is on
   delete <name>    delete the project with its functions, revisions, tasks and tokens; refused while it
                    has queued, delayed or running tasks, unless --cancel-tasks
 
   --description TEXT   what the project is for, at most 500 characters ("" clears it)
+  --plan P|none        put the project on plan P (see kiln plans), whose limits every node then holds
+                       it to within a second; refused while a function of the project is over them.
+                       none takes it off its plan
   --cancel-tasks       cancel the project's queued, delayed and running tasks first (the server waits
                        up to 10 s for running ones to stop)`,
 
@@ -44,7 +49,7 @@ token; a project's own token may list and show that project only.
         update: updateProject,
         delete: deleteProject,
       },
-      { flags: { ...descriptionFlag, ...deleteFlags }, defaultName: "list" },
+      { flags: { ...updateFlags, ...deleteFlags }, defaultName: "list" },
     ),
 };
 
@@ -89,14 +94,16 @@ async function showProject(args: string[]): Promise<number> {
 }
 
 async function updateProject(args: string[]): Promise<number> {
-  const { values, positionals } = parseCommandArgs("projects", args, descriptionFlag, {
-    required: ["name"],
-  });
-  if (values.description === undefined) {
-    throw createUsageError("update needs --description TEXT, the only thing it changes", "projects");
+  const { values, positionals } = parseCommandArgs("projects", args, updateFlags, { required: ["name"] });
+  const { description, plan } = values;
+  if (description === undefined && plan === undefined) {
+    throw createUsageError("update needs --description TEXT or --plan P|none", "projects");
   }
   const client = await connectClient(values);
-  const project = await client.updateProject(positionals[0] as string, { description: values.description });
+  const project = await client.updateProject(positionals[0] as string, {
+    description,
+    plan: plan === "none" ? null : plan,
+  });
   if (values.json) writeJson(project);
   else writeLine(formatProjectDetails(project));
   return 0;
@@ -116,6 +123,7 @@ function formatProjectDetails(project: Project | ProjectWithUsage): string {
   const lines = [
     `Project      ${project.name}`,
     `Description  ${project.description || "-"}`,
+    `Plan         ${formatPlan(project)}`,
     `Created      ${time(project.createdAt)}`,
     `Updated      ${time(project.updatedAt)}`,
   ];
@@ -126,4 +134,11 @@ function formatProjectDetails(project: Project | ProjectWithUsage): string {
     );
   }
   return lines.join("\n");
+}
+
+/** The plan's name, with its limits when the answer holds them. */
+function formatPlan(project: Project | ProjectWithUsage): string {
+  if (!("limits" in project)) return project.plan ?? "none";
+  if (project.limits === null) return "none (no limits)";
+  return `${project.limits.name} (${describePlanLimits(project.limits)})`;
 }
