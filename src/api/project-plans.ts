@@ -1,7 +1,8 @@
 /**
  * The plan each project is on, as the API checks settings and tasks against it: read from the store
  * and cached for a second, so a task creation costs no extra store read and a change of plan reaches
- * every node within that time.
+ * every node within that time. The checks are not in the transaction of the write they guard: a
+ * deploy that races a plan being lowered can land just over the new limit.
  */
 import { KilnError } from "../domain/errors.js";
 import { noLimits, planViolations, type PlanLimits, type PlanViolation } from "../domain/plan.js";
