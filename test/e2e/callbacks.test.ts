@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createHmac, timingSafeEqual } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import { createClient, type KilnClient } from "../../src/client/index.js";
 import { deployTestFunction } from "./deploy-test-function.js";
 import { startKilnServer } from "./kiln-server.js";
@@ -23,33 +23,41 @@ function verify(secret: string, signature: string, body: string): boolean {
   return timingSafeEqual(expected, Buffer.from(match[2]!, "hex"));
 }
 
+/**
+ * A receiver on 127.0.0.1 that records every delivery and answers the n-th (from 0) with `statusOf(n)`;
+ * closed when the test ends.
+ */
+async function startReceiver(
+  t: TestContext,
+  statusOf: (n: number) => number,
+): Promise<{ deliveries: Delivery[]; port: number }> {
+  const deliveries: Delivery[] = [];
+  const receiver = http.createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => {
+      const status = statusOf(deliveries.length);
+      const signature = String(request.headers["kiln-signature"]);
+      deliveries.push({ status, body: Buffer.concat(chunks).toString(), signature });
+      response.writeHead(status).end();
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  t.after(() => new Promise<void>((resolve) => receiver.close(() => resolve())));
+  return { deliveries, port: (receiver.address() as AddressInfo).port };
+}
+
 test(
   "a task's outcome is POSTed to its callback URL, signed, with retries while the receiver is down",
   { timeout: 60_000 },
   async (t) => {
-    const deliveries: Delivery[] = [];
-    const receiver = http.createServer((request, response) => {
-      const chunks: Buffer[] = [];
-      request.on("data", (chunk: Buffer) => chunks.push(chunk));
-      request.on("end", () => {
-        // Down for the first two deliveries.
-        const status = deliveries.length < 2 ? 503 : 200;
-        deliveries.push({
-          status,
-          body: Buffer.concat(chunks).toString(),
-          signature: String(request.headers["kiln-signature"]),
-        });
-        response.writeHead(status).end();
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
-    t.after(() => new Promise<void>((resolve) => receiver.close(() => resolve())));
+    // Down for the first two deliveries.
+    const { deliveries, port } = await startReceiver(t, (n) => (n < 2 ? 503 : 200));
     // The receiver listens on 127.0.0.1, which callbacks may reach only when the operator allows it.
     const server = await startKilnServer({ env: { KILN_CALLBACK_ALLOW_PRIVATE: "1" } });
     t.after(() => server.stop());
     await deployTestFunction(server.client, "echo");
 
-    const { port } = receiver.address() as AddressInfo;
     const task = await server.client.createTask({
       function: "echo",
       payload: { hello: "callback" },
@@ -82,25 +90,13 @@ test(
   "each project signs its callbacks with a key of its own, kept in the store; a rotated key signs the next ones",
   { timeout: 60_000 },
   async (t) => {
-    const deliveries: Delivery[] = [];
-    const receiver = http.createServer((request, response) => {
-      const chunks: Buffer[] = [];
-      request.on("data", (chunk: Buffer) => chunks.push(chunk));
-      request.on("end", () => {
-        const signature = String(request.headers["kiln-signature"]);
-        deliveries.push({ status: 200, body: Buffer.concat(chunks).toString(), signature });
-        response.writeHead(200).end();
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
-    t.after(() => new Promise<void>((resolve) => receiver.close(() => resolve())));
+    const { deliveries, port } = await startReceiver(t, () => 200);
     const server = await startKilnServer({ env: { KILN_CALLBACK_ALLOW_PRIVATE: "1" } });
     t.after(() => server.stop());
     const other = createClient({ url: server.url, token: server.token, project: "other" });
     await server.client.createProject("other");
     await deployTestFunction(server.client, "echo");
     await deployTestFunction(other, "echo");
-    const { port } = receiver.address() as AddressInfo;
     const callbackUrl = `http://127.0.0.1:${port}/kiln-hook`;
     const deliveryOf = async (client: KilnClient) => {
       const task = await client.createTask({ function: "echo", payload: 1, callbackUrl });
